@@ -1,1 +1,425 @@
-// placeholder
+// Heap recorder storage (live set, cumulative buckets, stacks) and its cold
+// side: collection into HeapRaw and conversion into Go's heap profile.
+//
+// Memory: every table is a fixed-size mmap'd array reserved on the first
+// sample (MAP_NORESERVE, so only touched pages cost memory):
+//   stacks  kMaxStacks ids over kMaxFrames frames       (StackTable)
+//   live    kMaxLive slots of LiveSlot                  (one per live sample)
+//   buckets kBucketSlots of Bucket, keyed (stack, size) (cumulative counts)
+// HeapReservedBytes() reports the sum; README documents it as the cap.
+#include "profiler/heap_profiler.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "profiler/heap_recorder.h"
+#include "profiler/runtime.h"
+#include "profiler/sampler.h"
+#include "profiler/spinlock.h"
+#include "profiler/stack_capture.h"
+#include "profiler/stack_table.h"
+
+extern "C" {
+void* __libc_memalign(size_t alignment, size_t size);
+void __libc_free(void* ptr);
+}
+
+namespace pprof_agent::internal {
+namespace {
+
+constexpr uint32_t kMaxStacks = 64 * 1024;
+constexpr uint32_t kMaxFrames = 2 * 1024 * 1024;
+constexpr uint32_t kMaxLive = 512 * 1024;
+constexpr uint32_t kBucketSlots = 256 * 1024;  // power of two
+constexpr uint32_t kNoSlot = 0xffffffffu;
+// A sampled allocation gives up rather than spin longer than this while a
+// snapshot or another sampler holds the table lock.
+constexpr int kLockAttempts = 2000;
+
+struct LiveSlot {
+  // The user pointer while the block is live, 0 otherwise. The only field a
+  // free() touches; it claims the slot with a CAS so a double free or a
+  // forged tag cannot release it twice.
+  std::atomic<uint64_t> ptr;
+  uint64_t size;
+  double weight;
+  uint32_t stack_id;
+  uint32_t next_free;  // free-list link while the slot is unused
+};
+
+struct Bucket {
+  uint64_t size;
+  double alloc_objects;  // sum of weights of every sample ever taken
+  uint32_t stack_id;     // 0 = empty
+  uint32_t pad;
+};
+
+struct Drops {
+  std::atomic<uint64_t> lock_busy{0};
+  std::atomic<uint64_t> stacks_full{0};
+  std::atomic<uint64_t> live_full{0};
+  std::atomic<uint64_t> buckets_full{0};
+  std::atomic<uint64_t> no_stack{0};
+};
+
+class HeapStore {
+ public:
+  SpinLock lock;
+  StackTable stacks{kMaxStacks, kMaxFrames};
+  Drops drops;
+  // Pushed by free() without the lock; taken whole by allocators under it.
+  std::atomic<uint32_t> freed_head{kNoSlot};
+  // Guarded by `lock`:
+  LiveSlot* live = nullptr;
+  Bucket* buckets = nullptr;
+  uint32_t live_high_water = 0;
+  uint32_t free_head = kNoSlot;
+
+  bool EnsureMapped() {
+    if (live != nullptr) return true;
+    void* l = mmap(nullptr, sizeof(LiveSlot) * kMaxLive, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (l == MAP_FAILED) return false;
+    void* b = mmap(nullptr, sizeof(Bucket) * kBucketSlots, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (b == MAP_FAILED) {
+      munmap(l, sizeof(LiveSlot) * kMaxLive);
+      return false;
+    }
+    buckets = static_cast<Bucket*>(b);
+    // Published last: HeapRecordFree reads `live` without the lock.
+    __atomic_store_n(&live, static_cast<LiveSlot*>(l), __ATOMIC_RELEASE);
+    return true;
+  }
+
+  uint32_t AllocSlot() {
+    if (free_head == kNoSlot) {
+      free_head = freed_head.exchange(kNoSlot, std::memory_order_acquire);
+    }
+    if (free_head != kNoSlot) {
+      const uint32_t s = free_head;
+      free_head = live[s].next_free;
+      return s;
+    }
+    if (live_high_water < kMaxLive) return live_high_water++;
+    return kNoSlot;
+  }
+
+  void PushFreed(uint32_t s) {
+    uint32_t head = freed_head.load(std::memory_order_relaxed);
+    do {
+      live[s].next_free = head;
+    } while (!freed_head.compare_exchange_weak(head, s, std::memory_order_release,
+                                               std::memory_order_relaxed));
+  }
+
+  bool AddToBucket(uint32_t stack_id, uint64_t size, double weight) {
+    uint64_t h = (uint64_t{stack_id} * 0x9e3779b97f4a7c15ULL) ^ (size * 0xc2b2ae3d27d4eb4fULL);
+    h ^= h >> 31;
+    for (uint32_t probe = 0; probe < kBucketSlots; ++probe) {
+      Bucket& b = buckets[(h + probe) & (kBucketSlots - 1)];
+      if (b.stack_id == 0) {
+        b.stack_id = stack_id;
+        b.size = size;
+        b.alloc_objects = weight;
+        return true;
+      }
+      if (b.stack_id == stack_id && b.size == size) {
+        b.alloc_objects += weight;
+        return true;
+      }
+      if (probe > 64) break;  // table too full to be worth probing further
+    }
+    return false;
+  }
+};
+
+// Constructed on first use and never destroyed: hooks may run during exit.
+HeapStore& Store() {
+  alignas(HeapStore) static unsigned char storage[sizeof(HeapStore)];
+  static HeapStore* store = new (storage) HeapStore();
+  return *store;
+}
+
+// fork(): the child must not inherit a lock held by a thread that does not
+// exist there. Holding the lock across fork also means the child's tables
+// are never copied mid-update.
+void AtForkPrepare() { Store().lock.Lock(); }
+void AtForkParent() { Store().lock.Unlock(); }
+void AtForkChild() { Store().lock.ResetAfterFork(); }
+
+[[maybe_unused]] const bool g_atfork_registered = [] {
+  Store();
+  pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
+  return true;
+}();
+
+}  // namespace
+
+void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
+                           bool* dropped) {
+  *dropped = false;
+  ReentrancyGuard guard;
+  HeapStore& store = Store();
+  // Capture first, outside the lock (STYLE.md item 3).
+  uint64_t pcs[kMaxStackDepth];
+  const int depth = CaptureStack(pcs, kMaxStackDepth);
+  if (depth <= 0) {
+    store.drops.no_stack.fetch_add(1, std::memory_order_relaxed);
+    *dropped = true;
+    return nullptr;
+  }
+  const size_t header = align < 16 ? 16 : align;
+  if (size > SIZE_MAX - header) {
+    *dropped = true;  // let the plain path fail with glibc's own errno
+    return nullptr;
+  }
+  const int saved_errno = errno;
+  auto* base = static_cast<unsigned char*>(__libc_memalign(header, size + header));
+  if (base == nullptr) return nullptr;  // errno is glibc's ENOMEM
+  const double weight = SampleWeight(size, rate);
+
+  if (!store.lock.TryLockFor(kLockAttempts)) {
+    store.drops.lock_busy.fetch_add(1, std::memory_order_relaxed);
+    __libc_free(base);
+    *dropped = true;
+    errno = saved_errno;
+    return nullptr;
+  }
+  uint32_t slot = kNoSlot;
+  uint32_t stack_id = 0;
+  if (!store.EnsureMapped()) {
+    store.drops.live_full.fetch_add(1, std::memory_order_relaxed);
+  } else if ((stack_id = store.stacks.Intern(pcs, depth)) == 0) {
+    store.drops.stacks_full.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    if (!store.AddToBucket(stack_id, size, weight)) {
+      store.drops.buckets_full.fetch_add(1, std::memory_order_relaxed);
+    }
+    slot = store.AllocSlot();
+    if (slot == kNoSlot) {
+      store.drops.live_full.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  unsigned char* user = base + header;
+  if (slot != kNoSlot) {
+    LiveSlot& s = store.live[slot];
+    s.size = size;
+    s.weight = weight;
+    s.stack_id = stack_id;
+    s.ptr.store(reinterpret_cast<uint64_t>(user), std::memory_order_release);
+  }
+  store.lock.Unlock();
+
+  if (slot == kNoSlot) {
+    __libc_free(base);
+    *dropped = true;
+    errno = saved_errno;
+    return nullptr;
+  }
+  auto* words = reinterpret_cast<uint64_t*>(user);
+  words[-1] = (uint64_t{slot} << 4) | kSampledTagBit;
+  words[-2] = reinterpret_cast<uint64_t>(base);
+  if (zero) memset(user, 0, size);
+  errno = saved_errno;
+  return user;
+}
+
+namespace {
+
+// The live slot that owns `p`, or nullptr. Lock-free.
+LiveSlot* FindLive(void* p) {
+  LiveSlot* live = __atomic_load_n(&Store().live, __ATOMIC_ACQUIRE);
+  if (live == nullptr) return nullptr;
+  const uint64_t tag = static_cast<const uint64_t*>(p)[-1];
+  const uint64_t slot = tag >> 4;
+  if (slot >= kMaxLive) return nullptr;
+  LiveSlot& s = live[slot];
+  if (s.ptr.load(std::memory_order_acquire) != reinterpret_cast<uint64_t>(p)) {
+    return nullptr;
+  }
+  return &s;
+}
+
+}  // namespace
+
+bool HeapRecordFree(void* p) {
+  LiveSlot* s = FindLive(p);
+  if (s == nullptr) return false;
+  uint64_t expected = reinterpret_cast<uint64_t>(p);
+  if (!s->ptr.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+    return false;
+  }
+  auto* words = static_cast<uint64_t*>(p);
+  void* base = reinterpret_cast<void*>(words[-2]);
+  words[-1] = 0;  // so a stale copy of the tag can never match again
+  HeapStore& store = Store();
+  store.PushFreed(static_cast<uint32_t>(s - store.live));
+  __libc_free(base);
+  return true;
+}
+
+size_t HeapSampledUsableSize(void* p, size_t (*real_usable)(void*)) {
+  if (FindLive(p) == nullptr) return static_cast<size_t>(-1);
+  auto* words = static_cast<uint64_t*>(p);
+  auto* base = reinterpret_cast<unsigned char*>(words[-2]);
+  return real_usable(base) - static_cast<size_t>(static_cast<unsigned char*>(p) - base);
+}
+
+double HeapSampleWeight(uint64_t size, int64_t rate) { return SampleWeight(size, rate); }
+
+HeapRaw CollectHeap() {
+  HeapRaw raw;
+  raw.time_nanos = WallNanos();
+  raw.sample_rate = HeapRate();
+  HeapStore& store = Store();
+  std::vector<HeapRaw::Record> buckets;
+  std::vector<std::tuple<uint32_t, uint64_t, double>> live;
+  {
+    // Copy under the lock with the heap untouched: the vectors are sized
+    // first (allocating outside the lock), then filled.
+    store.lock.Lock();
+    const uint32_t high_water = store.live_high_water;
+    const bool mapped = store.live != nullptr;
+    store.lock.Unlock();
+    if (!mapped) return raw;
+    live.reserve(high_water + 1024);
+    buckets.reserve(store.stacks.size() * 4 + 1024);
+    store.lock.Lock();
+    for (uint32_t i = 0; i < store.live_high_water && live.size() < live.capacity(); ++i) {
+      const LiveSlot& s = store.live[i];
+      if (s.ptr.load(std::memory_order_acquire) != 0) {
+        live.emplace_back(s.stack_id, s.size, s.weight);
+      }
+    }
+    for (uint32_t i = 0; i < kBucketSlots; ++i) {
+      const Bucket& b = store.buckets[i];
+      if (b.stack_id == 0) continue;
+      if (buckets.size() == buckets.capacity()) break;  // never realloc here
+      HeapRaw::Record r;
+      r.stack_id = b.stack_id;
+      r.size = b.size;
+      r.alloc_objects = b.alloc_objects;
+      buckets.push_back(r);
+    }
+    store.lock.Unlock();
+  }
+  // Merge live weights into the (stack, size) records.
+  std::sort(buckets.begin(), buckets.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.stack_id, a.size) < std::tie(b.stack_id, b.size);
+  });
+  for (const auto& [stack_id, size, weight] : live) {
+    HeapRaw::Record key;
+    key.stack_id = stack_id;
+    key.size = size;
+    auto it = std::lower_bound(buckets.begin(), buckets.end(), key,
+                               [](const auto& a, const auto& b) {
+                                 return std::tie(a.stack_id, a.size) <
+                                        std::tie(b.stack_id, b.size);
+                               });
+    if (it != buckets.end() && it->stack_id == stack_id && it->size == size) {
+      it->inuse_objects += weight;
+    } else {
+      // Its bucket was dropped (table full): still report it as live.
+      key.inuse_objects = weight;
+      buckets.insert(it, key);
+    }
+  }
+  raw.records = std::move(buckets);
+  for (const auto& r : raw.records) {
+    if (!raw.stacks.count(r.stack_id)) raw.stacks[r.stack_id] = store.stacks.Get(r.stack_id);
+  }
+  const Drops& d = store.drops;
+  auto note = [&raw](const char* what, uint64_t n) {
+    if (n) raw.comments.push_back(std::string("dropped heap samples (") + what + "): " + std::to_string(n));
+  };
+  note("table lock busy", d.lock_busy.load());
+  note("stack table full", d.stacks_full.load());
+  note("live table full", d.live_full.load());
+  note("bucket table full, alloc_* undercounted", d.buckets_full.load());
+  note("no stack captured", d.no_stack.load());
+  return raw;
+}
+
+HeapCounts HeapCountsNow() {
+  HeapCounts c;
+  HeapStore& store = Store();
+  LiveSlot* live = __atomic_load_n(&store.live, __ATOMIC_ACQUIRE);
+  if (live == nullptr) return c;
+  store.lock.Lock();
+  for (uint32_t i = 0; i < store.live_high_water; ++i) {
+    if (live[i].ptr.load(std::memory_order_relaxed) != 0) ++c.live_samples;
+  }
+  c.stacks = store.stacks.size();
+  store.lock.Unlock();
+  return c;
+}
+
+size_t HeapReservedBytes() {
+  return Store().stacks.reserved_bytes() + sizeof(LiveSlot) * kMaxLive +
+         sizeof(Bucket) * kBucketSlots;
+}
+
+Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
+                     const std::string& default_type) {
+  Snapshot snap;
+  snap.sample_types = {{"alloc_objects", "count"},
+                       {"alloc_space", "bytes"},
+                       {"inuse_objects", "count"},
+                       {"inuse_space", "bytes"}};
+  snap.period_type = {"space", "bytes"};
+  snap.period = p1.sample_rate;
+  snap.default_sample_type = default_type;
+  snap.time_nanos = p1.time_nanos;
+  if (base != nullptr) snap.duration_nanos = p1.time_nanos - base->time_nanos;
+  snap.comments = p1.comments;
+
+  // p0's cumulative counts by (stack, size), for the delta.
+  std::vector<HeapRaw::Record> before;
+  if (base != nullptr) {
+    before = base->records;
+    std::sort(before.begin(), before.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.stack_id, a.size) < std::tie(b.stack_id, b.size);
+    });
+  }
+  std::map<uint32_t, uint32_t> stack_index;
+  for (const HeapRaw::Record& r : p1.records) {
+    double alloc = r.alloc_objects;
+    if (base != nullptr) {
+      auto it = std::lower_bound(before.begin(), before.end(), r,
+                                 [](const auto& a, const auto& b) {
+                                   return std::tie(a.stack_id, a.size) <
+                                          std::tie(b.stack_id, b.size);
+                                 });
+      if (it != before.end() && it->stack_id == r.stack_id && it->size == r.size) {
+        alloc -= it->alloc_objects;
+      }
+      if (alloc < 0) alloc = 0;
+    }
+    const int64_t alloc_objects = std::llround(alloc);
+    const int64_t inuse_objects = std::llround(r.inuse_objects);
+    if (alloc_objects == 0 && inuse_objects == 0) continue;
+    auto sit = p1.stacks.find(r.stack_id);
+    if (sit == p1.stacks.end()) continue;
+    auto [idx, inserted] = stack_index.emplace(r.stack_id, snap.stacks.size());
+    if (inserted) snap.stacks.push_back(Stack{sit->second, false});
+    Sample s;
+    s.stack = idx->second;
+    s.values = {alloc_objects, std::llround(alloc * static_cast<double>(r.size)),
+                inuse_objects,
+                std::llround(r.inuse_objects * static_cast<double>(r.size))};
+    s.labels.push_back(Label::Num("bytes", static_cast<int64_t>(r.size)));
+    snap.samples.push_back(std::move(s));
+  }
+  return snap;
+}
+
+}  // namespace pprof_agent::internal

@@ -4,6 +4,7 @@
 #ifndef PPROF_AGENT_PROFILER_HEAP_PROFILER_H_
 #define PPROF_AGENT_PROFILER_HEAP_PROFILER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -50,6 +51,10 @@ struct HeapCounts {
   uint64_t stacks = 0;
 };
 HeapCounts HeapCountsNow();
+
+// Address space the heap recorder reserves once it takes its first sample
+// (its memory cap: only touched pages become resident).
+size_t HeapReservedBytes();
 
 }  // namespace pprof_agent::internal
 

@@ -1,1 +1,257 @@
-// placeholder
+// The malloc-family functions libpprof_agent.so interposes on glibc.
+//
+// Contract of every function here:
+//  - Called from anywhere, from the first allocation of the process (before
+//    any constructor, including ours) to the last one after exit handlers.
+//    Initial-exec TLS is valid from a thread's first instruction, and the
+//    all-zero state routes the first allocation to the slow path, which only
+//    samples once start-up has called EnableSampling().
+//  - The fast path is a thread-local countdown and one branch, then a tail
+//    call into glibc's __libc_* entry point. free() of a block that was never
+//    sampled tests one bit of glibc's own chunk header (heap_recorder.h) and
+//    probes no shared table.
+//  - Results and errno are exactly glibc's: every failure is glibc's own
+//    failure, and the slow path restores errno on success.
+//  - Nested calls from the agent's own code (libunwind, the server) pass
+//    straight through: tls_state.in_agent and is_agent_thread.
+//  - Must not throw. Never takes a lock that can wait.
+//
+// operator new/delete in every form (sized, aligned, nothrow, arrays) are not
+// interposed: libstdc++ implements them with malloc, aligned_alloc and free
+// through the PLT, so they reach these functions. tests/integration checks it.
+#include <errno.h>
+#include <dlfcn.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+#include "profiler/heap_recorder.h"
+#include "profiler/runtime.h"
+#include "profiler/sampler.h"
+#include "profiler/thread_state.h"
+
+extern "C" {
+void* __libc_malloc(size_t size);
+void __libc_free(void* ptr);
+void* __libc_calloc(size_t n, size_t size);
+void* __libc_realloc(void* ptr, size_t size);
+void* __libc_memalign(size_t alignment, size_t size);
+void* __libc_valloc(size_t size);
+void* __libc_pvalloc(size_t size);
+}
+
+#define PA_INTERPOSE extern "C" __attribute__((visibility("default")))
+
+namespace pprof_agent::internal {
+namespace {
+
+// How often a thread re-checks the switches while sampling is off or not yet
+// enabled: one slow-path call per this many bytes allocated.
+constexpr int64_t kRecheckBytes = 16 << 20;
+
+enum class Kind { kMalloc, kCalloc, kMemalign, kValloc, kPvalloc };
+
+// True when this allocation must take the slow path.
+PA_ALWAYS_INLINE bool CountdownExpired(size_t size) {
+  const int64_t left = tls_state.bytes_until_sample - static_cast<int64_t>(size);
+  tls_state.bytes_until_sample = left;
+  return PA_UNLIKELY(left <= 0);
+}
+
+void* PlainAlloc(Kind kind, size_t size, size_t align) {
+  switch (kind) {
+    case Kind::kMalloc: return __libc_malloc(size);
+    case Kind::kCalloc: return __libc_calloc(1, size);
+    case Kind::kMemalign: return __libc_memalign(align, size);
+    case Kind::kValloc: return __libc_valloc(size);
+    case Kind::kPvalloc: return __libc_pvalloc(size);
+  }
+  return nullptr;
+}
+
+// Decides whether this allocation is sampled, and if so records it.
+// `align` is the alignment the caller asked for (0 = malloc's default).
+PA_NOINLINE void* AllocSlow(Kind kind, size_t size, size_t align) {
+  ThreadState& t = tls_state;
+  if (t.in_agent != 0) {
+    // The agent's own allocation inside a sample: give the bytes back.
+    t.bytes_until_sample += static_cast<int64_t>(size);
+    return PlainAlloc(kind, size, align);
+  }
+  if (t.is_agent_thread) {
+    t.bytes_until_sample = std::numeric_limits<int64_t>::max() / 2;
+    return PlainAlloc(kind, size, align);
+  }
+  const int64_t rate = SamplingEnabled() ? HeapRate() : 0;
+  if (rate == 0) {
+    t.bytes_until_sample = kRecheckBytes;
+    t.rng = 0;  // draw a fresh first gap when sampling comes on
+    return PlainAlloc(kind, size, align);
+  }
+  if (t.rng == 0) {
+    // First sample decision of this thread (or since sampling came on): the
+    // first gap is random too, and this allocation counts against it.
+    t.rng = SeedRandom(reinterpret_cast<uint64_t>(&t));
+    t.bytes_until_sample = NextSampleGap(&t.rng, rate) - static_cast<int64_t>(size);
+    if (t.bytes_until_sample > 0) return PlainAlloc(kind, size, align);
+  }
+  // Sampled. Draw the next gap first, so allocations made while recording
+  // (by libunwind, say) see a sane countdown.
+  t.bytes_until_sample = NextSampleGap(&t.rng, rate);
+
+  size_t sampled_align = 16;
+  size_t sampled_size = size;
+  if (kind == Kind::kMemalign) {
+    // glibc rounds a non-power-of-two alignment up; over 2^63 it fails with
+    // EINVAL, which PlainAlloc reproduces.
+    if (align > (std::numeric_limits<size_t>::max() / 2 + 1)) {
+      return PlainAlloc(kind, size, align);
+    }
+    while (sampled_align < align) sampled_align <<= 1;
+  } else if (kind == Kind::kValloc || kind == Kind::kPvalloc) {
+    const size_t page = static_cast<size_t>(getpagesize());
+    sampled_align = page;
+    if (kind == Kind::kPvalloc) {
+      if (size > std::numeric_limits<size_t>::max() - page) {
+        return PlainAlloc(kind, size, align);
+      }
+      sampled_size = (size + page - 1) & ~(page - 1);
+      if (sampled_size == 0) sampled_size = page;
+    }
+  }
+  bool dropped = false;
+  void* p = HeapRecordAllocation(sampled_size, sampled_align, kind == Kind::kCalloc,
+                                 rate, &dropped);
+  if (p != nullptr || !dropped) return p;  // success, or glibc's ENOMEM
+  return PlainAlloc(kind, size, align);
+}
+
+// glibc's malloc_usable_size, found once with dlsym. Resolved lazily, with
+// the guard held, because dlsym may allocate.
+size_t (*real_usable_size)(void*) = nullptr;
+
+size_t RealUsableSize(void* p) {
+  auto fn = __atomic_load_n(&real_usable_size, __ATOMIC_ACQUIRE);
+  if (fn == nullptr) {
+    ReentrancyGuard guard;
+    fn = reinterpret_cast<size_t (*)(void*)>(dlsym(RTLD_NEXT, "malloc_usable_size"));
+    if (fn == nullptr) return 0;
+    __atomic_store_n(&real_usable_size, fn, __ATOMIC_RELEASE);
+  }
+  return fn(p);
+}
+
+PA_NOINLINE void FreeSlow(void* p) {
+  if (!HeapRecordFree(p)) __libc_free(p);
+}
+
+PA_NOINLINE void* ReallocSlow(void* p, size_t size);
+
+}  // namespace
+}  // namespace pprof_agent::internal
+
+using namespace pprof_agent::internal;  // NOLINT: the C entry points below
+
+PA_INTERPOSE void* malloc(size_t size) {
+  if (CountdownExpired(size)) return AllocSlow(Kind::kMalloc, size, 0);
+  return __libc_malloc(size);
+}
+
+PA_INTERPOSE void free(void* p) {
+  if (PA_UNLIKELY(p != nullptr && HasSampledTag(p))) return FreeSlow(p);
+  __libc_free(p);
+}
+
+PA_INTERPOSE void* calloc(size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) return __libc_calloc(n, size);
+  if (CountdownExpired(total)) return AllocSlow(Kind::kCalloc, total, 0);
+  return __libc_calloc(n, size);
+}
+
+PA_INTERPOSE void* realloc(void* p, size_t size) {
+  if (p == nullptr) return malloc(size);
+  if (PA_UNLIKELY(HasSampledTag(p)) || CountdownExpired(size)) {
+    return ReallocSlow(p, size);
+  }
+  return __libc_realloc(p, size);
+}
+
+PA_INTERPOSE void* reallocarray(void* p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return realloc(p, total);
+}
+
+PA_INTERPOSE void* memalign(size_t align, size_t size) {
+  if (CountdownExpired(size)) return AllocSlow(Kind::kMemalign, size, align);
+  return __libc_memalign(align, size);
+}
+
+// glibc 2.36 makes aligned_alloc an alias of memalign (any alignment is
+// rounded up to a power of two); we keep that behaviour exactly.
+PA_INTERPOSE void* aligned_alloc(size_t align, size_t size) {
+  return memalign(align, size);
+}
+
+PA_INTERPOSE int posix_memalign(void** out, size_t align, size_t size) {
+  if (align % sizeof(void*) != 0 || align == 0 ||
+      ((align / sizeof(void*)) & (align / sizeof(void*) - 1)) != 0) {
+    return EINVAL;
+  }
+  void* p = memalign(align, size);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+PA_INTERPOSE void* valloc(size_t size) {
+  if (CountdownExpired(size)) return AllocSlow(Kind::kValloc, size, 0);
+  return __libc_valloc(size);
+}
+
+PA_INTERPOSE void* pvalloc(size_t size) {
+  if (CountdownExpired(size)) return AllocSlow(Kind::kPvalloc, size, 0);
+  return __libc_pvalloc(size);
+}
+
+PA_INTERPOSE size_t malloc_usable_size(void* p) {
+  if (p == nullptr) return 0;
+  if (PA_UNLIKELY(HasSampledTag(p))) {
+    const size_t n = HeapSampledUsableSize(p, RealUsableSize);
+    if (n != static_cast<size_t>(-1)) return n;
+  }
+  return RealUsableSize(p);
+}
+
+namespace pprof_agent::internal {
+namespace {
+
+// realloc of a sampled block, or a realloc whose countdown expired: allocate
+// (sampled or not, as the sampler decides), copy, free. Moving a block is
+// always a valid realloc; it only happens when a sample is due or the old
+// block was sampled. realloc(p, 0) frees p and returns NULL, as glibc does.
+void* ReallocSlow(void* p, size_t size) {
+  const bool sampled = HasSampledTag(p) &&
+                       HeapSampledUsableSize(p, RealUsableSize) != static_cast<size_t>(-1);
+  if (size == 0) {
+    free(p);
+    return nullptr;
+  }
+  const size_t old_usable = sampled ? HeapSampledUsableSize(p, RealUsableSize)
+                                    : RealUsableSize(p);
+  void* q = sampled ? malloc(size) : AllocSlow(Kind::kMalloc, size, 0);
+  if (q == nullptr) return nullptr;  // p untouched, errno = ENOMEM
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  free(p);
+  return q;
+}
+
+}  // namespace
+}  // namespace pprof_agent::internal
