@@ -40,9 +40,10 @@ constexpr uint32_t kMaxFrames = 2 * 1024 * 1024;
 constexpr uint32_t kMaxLive = 512 * 1024;
 constexpr uint32_t kBucketSlots = 256 * 1024;  // power of two
 constexpr uint32_t kNoSlot = 0xffffffffu;
-// A sampled allocation gives up rather than spin longer than this while a
-// snapshot or another sampler holds the table lock.
-constexpr int kLockAttempts = 2000;
+// A sampled allocation gives up (and counts a drop) rather than wait longer
+// than this for the table lock: spins, then yields to a descheduled holder.
+constexpr int kLockSpins = 200;
+constexpr int kLockYields = 100;
 
 struct LiveSlot {
   // The user pointer while the block is live, 0 otherwise. The only field a
@@ -187,7 +188,7 @@ void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
   if (base == nullptr) return nullptr;  // errno is glibc's ENOMEM
   const double weight = SampleWeight(size, rate);
 
-  if (!store.lock.TryLockFor(kLockAttempts)) {
+  if (!store.lock.TryLockYielding(kLockSpins, kLockYields)) {
     store.drops.lock_busy.fetch_add(1, std::memory_order_relaxed);
     __libc_free(base);
     *dropped = true;

@@ -55,10 +55,20 @@ constexpr int64_t kRecheckBytes = 16 << 20;
 enum class Kind { kMalloc, kCalloc, kMemalign, kValloc, kPvalloc };
 
 // True when this allocation must take the slow path.
+// Three instructions: load the TLS offset, subtract in place, branch on the
+// flags of that subtraction. (The compiler's version reloads the value and
+// tests it again; this is the whole fast path, so we spell it out.)
+static_assert(offsetof(ThreadState, bytes_until_sample) == 0);
 PA_ALWAYS_INLINE bool CountdownExpired(size_t size) {
-  const int64_t left = tls_state.bytes_until_sample - static_cast<int64_t>(size);
-  tls_state.bytes_until_sample = left;
-  return PA_UNLIKELY(left <= 0);
+  bool expired;
+  uint64_t tls_offset;
+  asm volatile(
+      "movq pprof_agent_tls_state@gottpoff(%%rip), %[off]\n\t"
+      "subq %[size], %%fs:(%[off])"
+      : [off] "=&r"(tls_offset), "=@ccle"(expired)
+      : [size] "r"(size)
+      : "memory");
+  return PA_UNLIKELY(expired);
 }
 
 void* PlainAlloc(Kind kind, size_t size, size_t align) {

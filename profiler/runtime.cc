@@ -6,6 +6,7 @@
 #include <atomic>
 #include <limits>
 
+#include "profiler/stack_capture.h"
 #include "profiler/thread_state.h"
 
 namespace pprof_agent::internal {
@@ -31,7 +32,14 @@ void SetHeapRate(int64_t bytes) {
 
 int64_t HeapRate() { return g_heap_rate.load(std::memory_order_relaxed); }
 
-void EnableSampling() { g_sampling_enabled.store(true, std::memory_order_release); }
+void EnableSampling() {
+  if (g_sampling_enabled.load(std::memory_order_acquire)) return;
+  {
+    ReentrancyGuard guard;
+    InitStackCapture();
+  }
+  g_sampling_enabled.store(true, std::memory_order_release);
+}
 
 bool SamplingEnabled() {
   return g_sampling_enabled.load(std::memory_order_acquire);

@@ -30,6 +30,18 @@ class SpinLock {
     }
     return false;
   }
+  // Like TryLockFor, then gives the holder the CPU up to `yields` times: on
+  // an oversubscribed machine the holder may be descheduled, and a short
+  // critical section cannot finish while we spin. Still bounded; never for
+  // signal handlers (sched_yield is fine there, but they must not wait).
+  bool TryLockYielding(int attempts, int yields) {
+    if (TryLockFor(attempts)) return true;
+    for (int i = 0; i < yields; ++i) {
+      sched_yield();
+      if (TryLock()) return true;
+    }
+    return false;
+  }
   // Cold paths only (snapshots, fork handlers): yields while waiting.
   void Lock() {
     while (!TryLock()) sched_yield();

@@ -30,7 +30,8 @@ struct ThreadState {
   bool is_agent_thread;
 };
 
-extern __thread ThreadState tls_state PA_TLS;
+// The asm label gives the hooks' inline assembly a stable name to reach it.
+extern __thread ThreadState tls_state asm("pprof_agent_tls_state") PA_TLS;
 
 // RAII reentrancy guard: while alive, hooks on this thread pass through.
 class ReentrancyGuard {
