@@ -61,17 +61,17 @@ class ElfImage {
     // Extended numbering: more than 0xff00 sections put the count in
     // section 0's sh_size, more than 0xfffe segments in its sh_info.
     Elf64_Shdr first;
-    const bool have_first =
-        ehdr_.e_shoff != 0 && ehdr_.e_shentsize >= sizeof(Elf64_Shdr) &&
-        Read(ehdr_.e_shoff, &first);
+    const bool have_first = ehdr_.e_shoff != 0 &&
+                            ehdr_.e_shentsize >= sizeof(Elf64_Shdr) &&
+                            Read(ehdr_.e_shoff, &first);
     if (ehdr_.e_shnum == 0 && have_first) {
       shnum_ = TableCount(ehdr_.e_shoff, ehdr_.e_shentsize, sizeof(Elf64_Shdr),
                           first.sh_size);
     }
     uint64_t phnum = ehdr_.e_phnum;
     if (phnum == PN_XNUM && have_first) phnum = first.sh_info;
-    phnum_ = TableCount(ehdr_.e_phoff, ehdr_.e_phentsize, sizeof(Elf64_Phdr),
-                        phnum);
+    phnum_ =
+        TableCount(ehdr_.e_phoff, ehdr_.e_phentsize, sizeof(Elf64_Phdr), phnum);
   }
 
   bool valid() const { return valid_; }
@@ -253,8 +253,8 @@ class ObjectFile {
 
   // Parses an ELF image already mapped in memory (the vdso). The image's
   // file offsets are offsets from `data`.
-  static std::unique_ptr<ObjectFile> FromImage(const uint8_t* data,
-                                               size_t size, std::string name) {
+  static std::unique_ptr<ObjectFile> FromImage(const uint8_t* data, size_t size,
+                                               std::string name) {
     ElfImage elf(data, size);
     if (!elf.valid()) return nullptr;
     auto obj = std::unique_ptr<ObjectFile>(new ObjectFile(std::move(name)));
@@ -280,7 +280,8 @@ class ObjectFile {
       for (const Segment& s : segments_) {
         if (pass == 0 && !s.executable) continue;
         const uint64_t lo = s.offset & ~(page - 1);
-        if (offset >= lo && (offset < s.offset || offset - s.offset < s.filesz)) {
+        if (offset >= lo &&
+            (offset < s.offset || offset - s.offset < s.filesz)) {
           *p_offset = s.offset;
           *p_vaddr = s.vaddr;
           return true;
@@ -328,8 +329,8 @@ class ObjectFile {
     for (size_t i = 0; i < elf.phnum(); ++i) {
       Elf64_Phdr ph;
       if (elf.Phdr(i, &ph) && ph.p_type == PT_LOAD) {
-        segments_.push_back({ph.p_offset, ph.p_vaddr, ph.p_filesz,
-                             (ph.p_flags & PF_X) != 0});
+        segments_.push_back(
+            {ph.p_offset, ph.p_vaddr, ph.p_filesz, (ph.p_flags & PF_X) != 0});
       }
     }
   }
@@ -389,11 +390,18 @@ class ObjectFile {
       const char* name = strs + sym.st_name;
       const void* nul = std::memchr(name, '\0', strs_size - sym.st_name);
       if (nul == nullptr || nul == name) continue;
+      std::string_view view(name, static_cast<const char*>(nul) - name);
+      // Symbol tables written from versioned objects (glibc's debug files)
+      // spell names "fclose@@GLIBC_2.2.5"; the version is not part of what a
+      // user calls the function. Mangled C++ names never contain '@'.
+      const size_t at = view.find('@');
+      if (at == 0) continue;
+      if (at != std::string_view::npos) view = view.substr(0, at);
       const int binding = ELF64_ST_BIND(sym.st_info);
-      candidates.push_back(
-          {sym.st_value, sym.st_size,
-           std::string_view(name, static_cast<const char*>(nul) - name),
-           binding == STB_GLOBAL ? 0 : binding == STB_WEAK ? 1 : 2});
+      candidates.push_back({sym.st_value, sym.st_size, view,
+                            binding == STB_GLOBAL ? 0
+                            : binding == STB_WEAK ? 1
+                                                  : 2});
     }
     // Several names often share one address (getpid, __getpid, __GI_getpid).
     // Keep the one a user would write: fewest leading underscores, then
@@ -522,8 +530,8 @@ int CollectObjectCallback(dl_phdr_info* info, size_t, void* arg) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_NOTE) continue;
     const uint64_t start = info->dlpi_addr + ph.p_vaddr;
-    const bool covered = std::any_of(
-        obj.ranges.begin(), obj.ranges.end(), [&](const auto& r) {
+    const bool covered =
+        std::any_of(obj.ranges.begin(), obj.ranges.end(), [&](const auto& r) {
           return start >= r.first && start <= r.second &&
                  ph.p_memsz <= r.second - start;
         });
@@ -653,7 +661,8 @@ std::vector<MappingInfo> ParseProcMaps(const std::string& text) {
   while (!rest.empty()) {
     const size_t nl = rest.find('\n');
     const std::string_view line = rest.substr(0, nl);
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    rest =
+        nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     MappingInfo m;
     if (!ParseMapsLine(line, &m)) continue;
     // Anonymous executable memory (JIT code) has no file to read symbols
@@ -665,9 +674,8 @@ std::vector<MappingInfo> ParseProcMaps(const std::string& text) {
   }
   // Main executable first: the first file-backed mapping, plus any further
   // executable mappings of the same file, in their original order.
-  auto first_file = std::find_if(out.begin(), out.end(), [](const auto& m) {
-    return m.path[0] == '/';
-  });
+  auto first_file = std::find_if(
+      out.begin(), out.end(), [](const auto& m) { return m.path[0] == '/'; });
   if (first_file != out.end()) {
     const std::string main_path = first_file->path;
     std::stable_partition(out.begin(), out.end(), [&](const MappingInfo& m) {
@@ -833,10 +841,9 @@ size_t Symbolizer::Impl::AddEntry(MappingInfo m,
 }
 
 int Symbolizer::Impl::FindMapping(uint64_t address) const {
-  auto it = std::upper_bound(live.begin(), live.end(), address,
-                             [&](uint64_t a, size_t i) {
-                               return a < entries[i].info.start;
-                             });
+  auto it = std::upper_bound(
+      live.begin(), live.end(), address,
+      [&](uint64_t a, size_t i) { return a < entries[i].info.start; });
   if (it != live.begin() && address < entries[*(it - 1)].info.limit) {
     return static_cast<int>(*(it - 1));
   }
