@@ -51,7 +51,7 @@ constexpr int kCacheKeys = 4096;
 // CacheInsert keeps allocating while its in-use size stays flat.
 constexpr int kStaleOneIn = 16;
 // One request in this many leaves a record in the session history.
-constexpr int kHistoryOneIn = 32;
+constexpr int kHistoryOneIn = 16;
 constexpr size_t kHistoryRecordBytes = 512;
 // The "leak" stops growing here (about 300 MiB) so that a demo forgotten in a
 // terminal cannot take the machine down.
@@ -81,6 +81,14 @@ std::map<uint64_t, std::string> g_session_history;  // guarded by g_history_mu
 // The functions from here to WorkerLoop have external linkage so that profiles
 // show them as demo::Name rather than demo::(anonymous namespace)::Name.
 
+// A named wrapper so that stacks read demo::HandleRequest(demo::Rng&) rather
+// than spelling out every template argument of std::mt19937_64.
+struct Rng {
+  explicit Rng(uint64_t seed) : engine(seed) {}
+  uint64_t operator()() { return engine(); }
+  std::mt19937_64 engine;
+};
+
 struct RequestContext {
   uint64_t id = 0;
   int user = 0;
@@ -92,8 +100,7 @@ struct RequestContext {
 
 // Every request builds its own maps and strings and drops them when done: the
 // biggest allocator by bytes, and almost nothing of it stays live.
-DEMO_NOINLINE RequestContext BuildRequestContext(uint64_t id,
-                                                 std::mt19937_64& rng) {
+DEMO_NOINLINE RequestContext BuildRequestContext(uint64_t id, Rng& rng) {
   RequestContext ctx;
   ctx.id = id;
   ctx.user = static_cast<int>(rng() % kCacheKeys);
@@ -190,7 +197,7 @@ size_t SessionHistorySize() {
   return g_session_history.size();
 }
 
-DEMO_NOINLINE void HandleRequest(std::mt19937_64& rng) {
+DEMO_NOINLINE void HandleRequest(Rng& rng) {
   const uint64_t id = g_next_request_id.fetch_add(1, std::memory_order_relaxed);
   RequestContext ctx = BuildRequestContext(id, rng);
   const uint64_t checksum = ComputeChecksum(ctx.body, kChecksumRounds);
@@ -209,7 +216,7 @@ DEMO_NOINLINE void HandleRequest(std::mt19937_64& rng) {
 }
 
 void WorkerLoop(int index) {
-  std::mt19937_64 rng(0x5eed0000ULL + static_cast<uint64_t>(index));
+  Rng rng(0x5eed0000ULL + static_cast<uint64_t>(index));
   while (!g_stop.load(std::memory_order_relaxed)) {
     HandleRequest(rng);
     std::this_thread::sleep_for(kRequestPause);
