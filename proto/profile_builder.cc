@@ -20,12 +20,33 @@
 #include <utility>
 #include <vector>
 
-#include "proto/profile.pb.h"
+#include "proto/wire_encoder.h"
 
 namespace pprof_agent::internal {
 namespace {
 
-namespace pb = ::pprof_agent::profiles;
+// Field numbers of profile.proto (PPROF_REFERENCE.md). The message is written
+// with WireEncoder; fields may appear in any order on the wire, and repeated
+// ones keep their relative order, so strings are appended as they are met.
+namespace field {
+constexpr int kSampleType = 1, kSample = 2, kMapping = 3, kLocation = 4,
+              kFunction = 5, kStringTable = 6, kDropFrames = 7,
+              kTimeNanos = 9, kDurationNanos = 10, kPeriodType = 11,
+              kPeriod = 12, kComment = 13, kDefaultSampleType = 14;
+namespace value_type { constexpr int kType = 1, kUnit = 2; }
+namespace sample { constexpr int kLocationId = 1, kValue = 2, kLabel = 3; }
+namespace label { constexpr int kKey = 1, kStr = 2, kNum = 3, kNumUnit = 4; }
+namespace mapping {
+constexpr int kId = 1, kMemoryStart = 2, kMemoryLimit = 3, kFileOffset = 4,
+              kFilename = 5, kBuildId = 6, kHasFunctions = 7,
+              kHasFilenames = 8, kHasLineNumbers = 9, kHasInlineFrames = 10;
+}
+namespace location { constexpr int kId = 1, kMappingId = 2, kAddress = 3, kLine = 4; }
+namespace line { constexpr int kFunctionId = 1, kLine = 2, kColumn = 3; }
+namespace function {
+constexpr int kId = 1, kName = 2, kSystemName = 3, kFilename = 4, kStartLine = 5;
+}
+}  // namespace field
 
 // Adapts the process symbolizer. Refresh() first so that libraries loaded
 // since the last profile have mappings and symbols.
@@ -91,40 +112,42 @@ class ProfileBuilder {
       }
       AddSample(snapshot.stacks[sample.stack], sample);
     }
+    std::vector<int64_t> comments;
     for (const std::string& comment : snapshot.comments) {
-      profile_.add_comment(Str(comment));
+      comments.push_back(Str(comment));
     }
-    if (malformed > 0) profile_.add_comment(Str(MalformedComment(malformed)));
-    if (!default_type_note_.empty()) {
-      profile_.add_comment(Str(default_type_note_));
-    }
-    return profile_.SerializeAsString();
+    if (malformed > 0) comments.push_back(Str(MalformedComment(malformed)));
+    if (!default_type_note_.empty()) comments.push_back(Str(default_type_note_));
+    out_.Packed(field::kComment, comments);
+    return out_.Take();
   }
 
  private:
   int64_t Str(const std::string& s) {
     auto [it, inserted] = strings_.try_emplace(s, strings_.size());
-    if (inserted) profile_.add_string_table(s);
+    if (inserted) out_.Bytes(field::kStringTable, s);
     return it->second;
   }
 
-  void SetValueType(const ValueType& in, pb::ValueType* out) {
-    out->set_type(Str(in.type));
-    out->set_unit(Str(in.unit));
+  void AddValueType(int field_number, const ValueType& in) {
+    WireEncoder vt;
+    vt.Int64(field::value_type::kType, Str(in.type));
+    vt.Int64(field::value_type::kUnit, Str(in.unit));
+    out_.Message(field_number, vt);
   }
 
   void AddHeader(const Snapshot& snapshot) {
     for (const ValueType& type : snapshot.sample_types) {
-      SetValueType(type, profile_.add_sample_type());
+      AddValueType(field::kSampleType, type);
     }
     if (!snapshot.period_type.type.empty() ||
         !snapshot.period_type.unit.empty()) {
-      SetValueType(snapshot.period_type, profile_.mutable_period_type());
+      AddValueType(field::kPeriodType, snapshot.period_type);
     }
-    profile_.set_period(snapshot.period);
-    profile_.set_time_nanos(snapshot.time_nanos);
-    profile_.set_duration_nanos(snapshot.duration_nanos);
-    profile_.set_drop_frames(Str(std::string(kDropFrames)));
+    out_.Int64(field::kPeriod, snapshot.period);
+    out_.Int64(field::kTimeNanos, snapshot.time_nanos);
+    out_.Int64(field::kDurationNanos, snapshot.duration_nanos);
+    out_.Int64(field::kDropFrames, Str(std::string(kDropFrames)));
     if (!snapshot.default_sample_type.empty()) {
       // pprof fails to open a profile whose default type names no sample
       // type, so an unknown one is left out (pprof then uses the last type).
@@ -134,7 +157,7 @@ class ProfileBuilder {
                         return t.type == snapshot.default_sample_type;
                       });
       if (known) {
-        profile_.set_default_sample_type(Str(snapshot.default_sample_type));
+        out_.Int64(field::kDefaultSampleType, Str(snapshot.default_sample_type));
       } else {
         default_type_note_ = "pprof-agent: unknown default sample type '" +
                              snapshot.default_sample_type + "' left out";
@@ -146,17 +169,19 @@ class ProfileBuilder {
     mappings_ = symbols_.Mappings();
     for (size_t i = 0; i < mappings_.size(); ++i) {
       const MappingInfo& m = mappings_[i];
-      pb::Mapping* out = profile_.add_mapping();
-      out->set_id(i + 1);
-      out->set_memory_start(m.start);
-      out->set_memory_limit(m.limit);
-      out->set_file_offset(m.offset);
-      out->set_filename(Str(m.path));
-      out->set_build_id(Str(m.build_id));
-      out->set_has_functions(m.has_functions);
-      out->set_has_filenames(m.has_filenames);
-      out->set_has_line_numbers(m.has_line_numbers);
-      out->set_has_inline_frames(m.has_inline_frames);
+      namespace f = field::mapping;
+      WireEncoder out;
+      out.Uint64(f::kId, i + 1);
+      out.Uint64(f::kMemoryStart, m.start);
+      out.Uint64(f::kMemoryLimit, m.limit);
+      out.Uint64(f::kFileOffset, m.offset);
+      out.Int64(f::kFilename, Str(m.path));
+      out.Int64(f::kBuildId, Str(m.build_id));
+      out.Bool(f::kHasFunctions, m.has_functions);
+      out.Bool(f::kHasFilenames, m.has_filenames);
+      out.Bool(f::kHasLineNumbers, m.has_line_numbers);
+      out.Bool(f::kHasInlineFrames, m.has_inline_frames);
+      out_.Message(field::kMapping, out);
     }
   }
 
@@ -183,62 +208,72 @@ class ProfileBuilder {
     const std::array<int64_t, 4> key = {Str(FrameName(frame)),
                                         Str(frame.system_name), Str(frame.file),
                                         frame.start_line};
-    auto [it, inserted] =
-        functions_.try_emplace(key, profile_.function_size() + 1);
+    auto [it, inserted] = functions_.try_emplace(key, functions_.size() + 1);
     if (inserted) {
-      pb::Function* fn = profile_.add_function();
-      fn->set_id(it->second);
-      fn->set_name(key[0]);
-      fn->set_system_name(key[1]);
-      fn->set_filename(key[2]);
-      fn->set_start_line(frame.start_line);
+      namespace f = field::function;
+      WireEncoder fn;
+      fn.Uint64(f::kId, it->second);
+      fn.Int64(f::kName, key[0]);
+      fn.Int64(f::kSystemName, key[1]);
+      fn.Int64(f::kFilename, key[2]);
+      fn.Int64(f::kStartLine, frame.start_line);
+      out_.Message(field::kFunction, fn);
     }
     return it->second;
   }
 
   // One location per distinct adjusted address, symbolized once.
   uint64_t LocationId(uint64_t address) {
-    auto [it, inserted] =
-        locations_.try_emplace(address, profile_.location_size() + 1);
+    auto [it, inserted] = locations_.try_emplace(address, locations_.size() + 1);
     if (!inserted) return it->second;
+    const uint64_t id = it->second;  // `it` may not survive FunctionId()
     const LocationInfo info = symbols_.Symbolize(address);
-    pb::Location* loc = profile_.add_location();
-    loc->set_id(it->second);
-    loc->set_mapping_id(MappingId(info, address));
-    loc->set_address(address);
+    namespace f = field::location;
+    WireEncoder loc;
+    loc.Uint64(f::kId, id);
+    loc.Uint64(f::kMappingId, MappingId(info, address));
+    loc.Uint64(f::kAddress, address);
     // Innermost first, as pprof wants. A frame with neither name nor file
     // says nothing; leaving the location without lines lets pprof show the
     // address or symbolize it itself.
     for (const FrameInfo& frame : info.frames) {
       if (FrameName(frame).empty() && frame.file.empty()) continue;
-      pb::Line* line = loc->add_line();
-      line->set_function_id(FunctionId(frame));
-      line->set_line(frame.line);
-      line->set_column(frame.column);
+      WireEncoder line;
+      line.Uint64(field::line::kFunctionId, FunctionId(frame));
+      line.Int64(field::line::kLine, frame.line);
+      line.Int64(field::line::kColumn, frame.column);
+      loc.Message(f::kLine, line);
     }
-    return it->second;
+    out_.Message(field::kLocation, loc);
+    return id;
   }
 
   void AddSample(const Stack& stack, const Sample& sample) {
-    pb::Sample* out = profile_.add_sample();
+    std::vector<uint64_t> location_ids;
+    location_ids.reserve(stack.pcs.size());
     for (size_t i = 0; i < stack.pcs.size(); ++i) {
-      out->add_location_id(LocationId(AdjustedAddress(stack, i)));
+      location_ids.push_back(LocationId(AdjustedAddress(stack, i)));
     }
-    for (int64_t v : sample.values) out->add_value(v);
+    WireEncoder out;
+    out.Packed(field::sample::kLocationId, location_ids);
+    out.Packed(field::sample::kValue, sample.values);
     for (const Label& label : sample.labels) {
-      pb::Label* l = out->add_label();
-      l->set_key(Str(label.key));
+      namespace f = field::label;
+      WireEncoder l;
+      l.Int64(f::kKey, Str(label.key));
       if (label.is_num) {
-        l->set_num(label.num);
-        if (!label.num_unit.empty()) l->set_num_unit(Str(label.num_unit));
+        l.Int64(f::kNum, label.num);
+        if (!label.num_unit.empty()) l.Int64(f::kNumUnit, Str(label.num_unit));
       } else {
-        l->set_str(Str(label.str));
+        l.Int64(f::kStr, Str(label.str));
       }
+      out.Message(field::sample::kLabel, l);
     }
+    out_.Message(field::kSample, out);
   }
 
   SymbolSource& symbols_;
-  pb::Profile profile_;
+  WireEncoder out_;
   std::unordered_map<std::string, int64_t> strings_;
   std::vector<MappingInfo> mappings_;
   std::unordered_map<uint64_t, uint64_t> locations_;
