@@ -1,0 +1,103 @@
+// The /debug/pprof endpoints, independent of the HTTP library: a request in,
+// a response out. Thin by rule (DESIGN.md): parse the query, call the
+// profiler API, marshal with proto/, respond. Headers and error texts follow
+// Go's net/http/pprof (PPROF_REFERENCE.md) so pprof clients work unchanged.
+#ifndef PPROF_AGENT_HTTP_HANDLERS_H_
+#define PPROF_AGENT_HTTP_HANDLERS_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http/config.h"
+#include "http/query.h"
+
+namespace pprof_agent::internal {
+
+struct HeapRaw;
+
+struct HttpRequest {
+  std::string method;         // "GET", "HEAD", "POST"
+  std::string path;           // decoded, without the query
+  std::string raw_query;      // after '?', undecoded (for GET /symbol)
+  QueryParams params;         // decoded query parameters
+  std::string authorization;  // the Authorization header, or ""
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;  // all others
+  std::string body;
+
+  // The value of header `name` (exact case), or "".
+  std::string Header(const std::string& name) const;
+};
+
+inline constexpr char kTextContentType[] = "text/plain; charset=utf-8";
+
+// An error response as Go's serveError writes it: text/plain, X-Go-Pprof: 1
+// (pprof shows the body to its user only when both are present), one line.
+HttpResponse ErrorResponse(int status, std::string message);
+
+// Adds what every response carries (X-Content-Type-Options: nosniff) unless
+// already present. Serve() applies it; server.cc applies it to the responses
+// the HTTP library makes by itself (413, 414, ...).
+void AddCommonHeaders(HttpResponse* response);
+
+// Delta requests (`seconds=N`) hold a server thread while they wait. At most
+// this many wait at once, so the others stay free for ordinary requests
+// (server.cc runs kServerThreads threads); more get 429 instead of queueing.
+inline constexpr int kMaxConcurrentWaits = 2;
+
+class Handlers {
+ public:
+  explicit Handlers(const Config& config);
+  ~Handlers();
+  Handlers(const Handlers&) = delete;
+  Handlers& operator=(const Handlers&) = delete;
+
+  // Serves one request. Thread-safe; never throws (an exception becomes a
+  // 500 with its message).
+  HttpResponse Serve(const HttpRequest& request);
+
+  // Wakes every waiting delta request (it answers 503) and refuses new ones,
+  // so that stopping the server never waits out a `seconds=300`.
+  void Shutdown();
+
+ private:
+  HttpResponse Route(const HttpRequest& request);
+  bool Authorized(const HttpRequest& request) const;
+  HttpResponse Index();
+  HttpResponse Cmdline();
+  HttpResponse Symbol(const HttpRequest& request);
+  HttpResponse Heap(const std::string& name, const HttpRequest& request);
+  HttpResponse DeltaHeap(const HttpRequest& request);
+
+  // Delta waits: Begin fails (with the response to send) when too many wait
+  // or the server is stopping; Sleep returns false when woken by Shutdown().
+  bool BeginWait(HttpResponse* refusal);
+  void EndWait();
+  bool Sleep(int64_t seconds);
+
+  const std::string token_;
+  const int64_t max_seconds_;
+
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+  bool shutting_down_ = false;  // guarded by wait_mu_
+  int waiting_ = 0;             // guarded by wait_mu_
+
+  // Baseline of /delta_heap (Pyroscope): the previous request's collection.
+  std::mutex delta_heap_mu_;
+  std::unique_ptr<HeapRaw> last_delta_heap_;  // guarded by delta_heap_mu_
+};
+
+}  // namespace pprof_agent::internal
+
+#endif  // PPROF_AGENT_HTTP_HANDLERS_H_

@@ -1,0 +1,62 @@
+// The agent's HTTP server: binds the configured address and serves Handlers
+// on the agent's own threads (one listener, kServerThreads workers), each
+// marked with MarkCurrentThreadAsAgent() so that nothing it does is sampled.
+// The HTTP library stays inside server.cc.
+#ifndef PPROF_AGENT_HTTP_SERVER_H_
+#define PPROF_AGENT_HTTP_SERVER_H_
+
+#include <memory>
+
+#include "http/config.h"
+
+namespace pprof_agent::internal {
+
+// Worker threads. Small and fixed: the agent must not compete with its host.
+inline constexpr int kServerThreads = 4;
+// Accepted connections waiting for a worker; beyond it the listener stops
+// accepting until one is taken, and the kernel's backlog absorbs the rest.
+inline constexpr int kMaxQueuedConnections = 64;
+// Pending connections the kernel holds before the listener accepts them.
+inline constexpr int kListenBacklog = 64;
+// Request limits. A /symbol body is the largest request pprof sends.
+inline constexpr size_t kMaxRequestBodyBytes = 64 * 1024;
+inline constexpr int kReadTimeoutSeconds = 5;
+// Per send(): profiles are written in one piece and a slow reader of a big
+// profile must not fail, but a stalled one must not hold a worker forever.
+inline constexpr int kWriteTimeoutSeconds = 60;
+
+// Not thread-safe: the caller serializes Start/Stop (agent.cc holds a mutex).
+class Server {
+ public:
+  Server();
+  ~Server();  // Stop()s
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Validates `config` (Validate(); a bad one leaves a running server as it
+  // is), then stops a running server, binds and starts serving; on success
+  // logs "serving on http://host:port/debug/pprof/" once. On failure returns
+  // the reason (the caller logs it); after a failed bind nothing runs.
+  Status Start(const Config& config);
+
+  // Stops serving: waiting delta requests are cut short, in-flight requests
+  // finish, threads are joined. Must not be called from a server thread.
+  void Stop();
+
+  // The bound port while serving, else 0.
+  int port() const;
+
+  // In the child after fork(): the server's threads do not exist there.
+  // Closes the inherited listening socket (so the parent alone holds the
+  // port) and forgets the server without touching its threads. Only
+  // async-signal-safe calls.
+  void AbandonAfterFork();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pprof_agent::internal
+
+#endif  // PPROF_AGENT_HTTP_SERVER_H_
