@@ -230,7 +230,10 @@ HttpResponse Handlers::Index() {
   }
   html += "</ul>\n</p>\n<p>pprof-agent: heap sampled every " +
           std::to_string(HeapRate()) +
-          " bytes on average (0: off, 1: every allocation).</p>\n"
+          " bytes on average (0: off, 1: every allocation); " +
+          std::to_string(counts.dropped) +
+          " heap samples dropped (tables full or busy; see the profile's "
+          "comments).</p>\n"
           "</body>\n</html>\n";
   HttpResponse response;
   response.content_type = "text/html; charset=utf-8";

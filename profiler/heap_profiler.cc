@@ -353,6 +353,9 @@ HeapRaw CollectHeap() {
 HeapCounts HeapCountsNow() {
   HeapCounts c;
   HeapStore& store = Store();
+  const Drops& d = store.drops;
+  c.dropped = d.lock_busy.load() + d.stacks_full.load() + d.live_full.load() +
+              d.buckets_full.load() + d.no_stack.load();
   LiveSlot* live = __atomic_load_n(&store.live, __ATOMIC_ACQUIRE);
   if (live == nullptr) return c;
   store.lock.Lock();

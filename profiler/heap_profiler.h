@@ -49,6 +49,7 @@ double HeapSampleWeight(uint64_t size, int64_t rate);
 struct HeapCounts {
   uint64_t live_samples = 0;
   uint64_t stacks = 0;
+  uint64_t dropped = 0;  // samples dropped since start (all reasons)
 };
 HeapCounts HeapCountsNow();
 
