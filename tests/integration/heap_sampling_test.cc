@@ -15,7 +15,8 @@
 // the worst size is 256 (p = 0.0155, (1-p)/p = 63.5); with N = 200000 that is
 // 1.8%, so 10% is 5.6 sigma (512: 1.3%, 1024: 0.9%, 16-18 KiB: 0.16-0.17%).
 // Two-sided, one check fails by chance with probability ~2e-8; all 27 checks
-// together ~6e-7. The program makes ~1.3M samples for this; that is the cost.
+// together ~6e-7. The program makes ~1.3M samples for this (under a second).
+// Both flavours run it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -38,13 +39,12 @@ struct Site {
   std::vector<int64_t> sizes;
 };
 
-TEST(HeapSampling, AllocsEstimatesEveryObjectCountWithinTenPercent) {
-  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+void ExpectEstimatesWithinTolerance(Flavour flavour) {
   TempDir tmp;
   std::string error;
   EnvChanges env;
   env.set["PPROF_AGENT_HEAP_RATE"] = std::to_string(kRate);
-  auto program = StartProgram("it_alloc", Flavour::kPreloaded,
+  auto program = StartProgram("it_alloc", flavour,
                               {"heapsampling", std::to_string(kRounds)}, env,
                               true, &error);
   ASSERT_TRUE(program.has_value()) << error;
@@ -99,12 +99,23 @@ TEST(HeapSampling, AllocsEstimatesEveryObjectCountWithinTenPercent) {
           << " bytes, want " << kRounds * size << " +- 10%";
     }
   }
-  std::printf("%s", table.c_str());
-  RecordProperty("estimates", table);
+  std::printf("%s (%s)\n%s", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+              FlavourName(flavour), table.c_str());
+  ::testing::Test::RecordProperty("estimates", table);
 
   program->process->CloseStdin();
   const ExitStatus status = program->process->Wait(kExitTimeout);
   EXPECT_TRUE(status.exited && status.code == 0) << status.Describe();
+}
+
+TEST(HeapSampling, PreloadedAllocsEstimateEveryObjectCountWithinTenPercent) {
+  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+  ExpectEstimatesWithinTolerance(Flavour::kPreloaded);
+}
+
+TEST(HeapSampling, LinkedAllocsEstimateEveryObjectCountWithinTenPercent) {
+  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+  ExpectEstimatesWithinTolerance(Flavour::kLinked);
 }
 
 }  // namespace

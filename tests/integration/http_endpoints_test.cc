@@ -6,6 +6,8 @@
 
 #include <regex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/integration/integration_util.h"
 
@@ -24,8 +26,10 @@ class HttpEndpoints : public ::testing::Test {
   void SetUp() override {
     std::string error;
     // Arguments with a space and an empty one: /cmdline must keep them apart.
+    EnvChanges env;
+    env.set["PPROF_AGENT_MAX_SECONDS"] = "5";
     auto program = StartProgram("it_alloc", Flavour::kPreloaded,
-                                {"idle", "two words", "", "last"}, {}, true, &error);
+                                {"idle", "two words", "", "last"}, env, true, &error);
     ASSERT_TRUE(program.has_value()) << error;
     program_ = std::move(*program);
   }
@@ -65,6 +69,20 @@ TEST_F(HttpEndpoints, BadSecondsIs400) {
                     400, kBadSeconds);
     }
   }
+}
+
+TEST_F(HttpEndpoints, SecondsOverTheAgentsLimitIs400) {
+  const HttpResult r = Get("/debug/pprof/allocs?seconds=6");
+  ExpectGoError(r, 400,
+                "invalid value for \"seconds\" - must be at most 5 (the agent's "
+                "limit, PPROF_AGENT_MAX_SECONDS)\n");
+}
+
+// Go's heap handler accepts gc=1 (it runs a GC first); we accept and ignore it.
+TEST_F(HttpEndpoints, HeapAcceptsGcParameter) {
+  const HttpResult r = Get("/debug/pprof/heap?gc=1");
+  EXPECT_EQ(r.status, 200) << r.error << " " << r.body;
+  EXPECT_EQ(r.Header("Content-Type"), "application/octet-stream");
 }
 
 TEST_F(HttpEndpoints, SecondsWithDebugIs400) {
@@ -147,6 +165,37 @@ TEST_F(HttpEndpoints, SymbolPostNamesAFunctionOfTheProcess) {
   const HttpResult bad = HttpPost(program_.port, "/debug/pprof/symbol", "0xzz");
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(bad.Header("X-Go-Pprof"), "1");
+}
+
+// Delta requests hold a server thread while they wait; the agent lets two
+// wait at once and refuses a third with 429 rather than queueing it, so the
+// server stays free for ordinary requests.
+TEST_F(HttpEndpoints, ThirdConcurrentDeltaIsRefusedAndServerStaysResponsive) {
+  std::vector<HttpResult> results(3);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.emplace_back([this, &results, i] {
+      results[i] = Get("/debug/pprof/allocs?seconds=2");
+    });
+    // Two are surely waiting before the third arrives.
+    if (i == 1) std::this_thread::sleep_for(Millis(500));
+  }
+  // Meanwhile, ordinary requests are served at once.
+  const auto start = Clock::now();
+  const HttpResult cmdline = Get("/debug/pprof/cmdline");
+  EXPECT_EQ(cmdline.status, 200) << cmdline.error;
+  EXPECT_LT(Clock::now() - start, Millis(1000));
+  for (std::thread& t : clients) t.join();
+  int ok = 0, refused = 0;
+  for (const HttpResult& r : results) {
+    if (r.status == 200) ++ok;
+    if (r.status == 429) {
+      ++refused;
+      EXPECT_EQ(r.Header("X-Go-Pprof"), "1");
+    }
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(refused, 1);
 }
 
 TEST_F(HttpEndpoints, IndexListsHeapProfiles) {

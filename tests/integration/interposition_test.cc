@@ -49,6 +49,10 @@ MatrixRun RunMatrix(Flavour flavour, const std::string& rate,
     run.checks.push_back(line);
   }
   run.err = program->process->err();
+  // The agent logs its serving line and nothing else: no warnings, no drops.
+  for (const std::string& line : program->process->ErrLines()) {
+    EXPECT_THAT(line, HasSubstr("serving on")) << "unexpected stderr line";
+  }
   return run;
 }
 
@@ -129,6 +133,29 @@ TEST(Interposition, RateOneHeapProfileShowsOperatorNewCallSites) {
       for (const auto& s : sites) EXPECT_THAT(top.out, HasSubstr(s.site));
     });
   }
+}
+
+// At rate 1 every allocation is recorded, including those right after a
+// request of 2^64-2^20 bytes. DISABLED: the hooks' countdown subtracts the
+// size as a signed number, so such a request *adds* 2^20 to the countdown
+// and the next MiB of allocations goes unrecorded (profiler/malloc_hooks.cc,
+// CountdownExpired; any size >= 2^63 does this at any rate). Enable once
+// fixed.
+TEST(Interposition, DISABLED_RateOneRecordsAllocationsAfterAFailedHugeRequest) {
+  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+  TempDir tmp;
+  std::string error;
+  EnvChanges env;
+  env.set["PPROF_AGENT_HEAP_RATE"] = "1";
+  auto program = StartProgram("it_alloc", Flavour::kPreloaded, {"huge"}, env, true, &error);
+  ASSERT_TRUE(program.has_value()) << error;
+  EXPECT_THAT(program->process->out(), HasSubstr("huge request: null\n"));
+  auto heap = FetchRawProfile(tmp, program->port, "/debug/pprof/heap", "heap.pb.gz", &error);
+  ASSERT_TRUE(heap.has_value()) << error;
+  EXPECT_EQ(heap->SumFor("inuse_objects", "it::SmallAfterHugeRequest"), 100);
+  EXPECT_EQ(heap->SumFor("inuse_space", "it::SmallAfterHugeRequest"), 800);
+  program->process->CloseStdin();
+  EXPECT_TRUE(program->process->Wait(kExitTimeout).exited);
 }
 
 }  // namespace

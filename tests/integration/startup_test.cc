@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/integration_util.h"
@@ -122,6 +123,31 @@ TEST(Startup, LinkedProgramOnBusyPortGetsErrorAndRuns) {
   const std::vector<std::string> lines = AgentLogLines(f.err);
   ASSERT_EQ(lines.size(), 1u) << f.err;
   EXPECT_THAT(lines[0], HasSubstr(std::to_string(busy.port())));
+}
+
+// A program that ends while a client waits for a delta profile exits at
+// once and normally: the waiting request does not hold the exit.
+TEST(Startup, ProgramExitsWhileADeltaProfileIsPending) {
+  for (Flavour flavour : {Flavour::kPreloaded, Flavour::kLinked}) {
+    SCOPED_TRACE(FlavourName(flavour));
+    std::string error;
+    auto program = StartProgram("it_alloc", flavour, {"idle"}, {}, true, &error);
+    ASSERT_TRUE(program.has_value()) << error;
+    HttpResult pending;
+    std::thread client([&] {
+      pending = HttpGet(program->port, "/debug/pprof/allocs?seconds=30", Millis(8000));
+    });
+    std::this_thread::sleep_for(Millis(300));
+    const auto start = Clock::now();
+    program->process->CloseStdin();
+    const ExitStatus status = program->process->Wait(Millis(5000));
+    const auto took = Clock::now() - start;
+    client.join();
+    EXPECT_TRUE(status.exited && status.code == 0)
+        << status.Describe() << "\n" << program->process->err();
+    EXPECT_LT(took, Millis(2000));
+    EXPECT_NE(pending.status, 200);  // the connection ended with the process
+  }
 }
 
 }  // namespace

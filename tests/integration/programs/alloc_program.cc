@@ -7,8 +7,13 @@
 //                 Go's test/heapsampling.go, adapted: allocInterleaved1..3
 //                 and allocSmall1..3 each make N rounds of allocations of
 //                 fixed sizes and free them at once.
-//   loop          ChurnBeforeWindow allocates 256 MiB and frees it; after
-//                 READY, LoopAllocator keeps allocating until stdin closes.
+//   loop          RetainLiveBlocks as in "sites"; ChurnBeforeWindow
+//                 allocates 256 MiB and frees it; after READY, LoopAllocator
+//                 keeps allocating until stdin closes.
+//   threads N     N threads allocate, hand blocks to each other and free or
+//                 reallocate them, until stdin closes.
+//   huge          a malloc of 2^64-2^20 bytes (fails), then
+//                 SmallAfterHugeRequest keeps 100 blocks of 8 bytes.
 //   idle          nothing; prints the address of SymbolTarget as
 //                 "SYMBOL 0x<hex>" for /debug/pprof/symbol.
 //
@@ -16,6 +21,7 @@
 // so the compiler can neither drop the malloc/free pair nor the write.
 #include <atomic>
 #include <cinttypes>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +29,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/programs/program_common.h"
 
@@ -116,6 +123,65 @@ IT_SITE void LoopAllocator(const std::atomic<bool>* stop) {
   }
 }
 
+// --- threads -------------------------------------------------------------
+
+// Blocks travel between threads in batches: each thread publishes the batch
+// it allocated and frees whichever batch it takes back, so most blocks are
+// freed (or reallocated) by a thread other than the one that allocated them.
+struct Batch {
+  static constexpr int kBlocks = 64;
+  char* blocks[kBlocks];
+  size_t sizes[kBlocks];
+};
+std::atomic<Batch*> g_handoff{nullptr};
+
+void FreeBatch(Batch* b) {
+  for (int i = 0; i < Batch::kBlocks; ++i) {
+    if (i % 7 == 0) {
+      // Grow before freeing: realloc of a block from another thread.
+      char* q = static_cast<char*>(std::realloc(b->blocks[i], b->sizes[i] * 2));
+      q[b->sizes[i] * 2 - 1] = 1;
+      b->blocks[i] = q;
+    }
+    std::free(b->blocks[i]);
+  }
+  delete b;
+}
+
+IT_SITE void ThreadedAllocator(int id, const std::atomic<bool>* stop) {
+  uint64_t x = 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(id + 1);
+  while (!stop->load(std::memory_order_relaxed)) {
+    Batch* b = new Batch;
+    for (int i = 0; i < Batch::kBlocks; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      const size_t size = 16 + x % 8192;
+      char* p = (x >> 40) % 4 == 0
+                    ? static_cast<char*>(std::aligned_alloc(64, (size + 63) & ~size_t{63}))
+                    : static_cast<char*>(std::malloc(size));
+      p[0] = static_cast<char>(i);
+      p[size - 1] = static_cast<char>(i);
+      b->blocks[i] = p;
+      b->sizes[i] = size;
+    }
+    if (Batch* old = g_handoff.exchange(b)) FreeBatch(old);
+    usleep(200);
+  }
+}
+
+// --- huge ----------------------------------------------------------------
+
+char* g_small[100];
+
+// Runs right after a malloc that must fail (a request of 2^64-2^20 bytes).
+IT_SITE void SmallAfterHugeRequest() {
+  for (char*& p : g_small) {
+    p = static_cast<char*>(std::malloc(8));
+    p[0] = 1;
+  }
+}
+
 // --- idle ----------------------------------------------------------------
 
 IT_SITE int SymbolTarget(int x) { return x * 3 + 1; }
@@ -145,6 +211,7 @@ int main(int argc, char** argv) {
     return it::WaitForStdinClose() ? 0 : 3;
   }
   if (mode == "loop") {
+    it::RetainLiveBlocks();
     it::ChurnBeforeWindow();
     std::atomic<bool> stop{false};
     std::thread worker(it::LoopAllocator, &stop);
@@ -152,6 +219,28 @@ int main(int argc, char** argv) {
     const bool ok = it::WaitForStdinClose();
     stop.store(true);
     worker.join();
+    it::FreeLiveBlocks();
+    return ok ? 0 : 3;
+  }
+  if (mode == "threads") {
+    const int n = argc > 2 ? std::atoi(argv[2]) : 4;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> workers;
+    for (int i = 0; i < n; ++i) workers.emplace_back(it::ThreadedAllocator, i, &stop);
+    it::AnnounceReady();
+    const bool ok = it::WaitForStdinClose();
+    stop.store(true);
+    for (std::thread& t : workers) t.join();
+    if (it::Batch* last = it::g_handoff.exchange(nullptr)) it::FreeBatch(last);
+    return ok ? 0 : 3;
+  }
+  if (mode == "huge") {
+    void* volatile huge = std::malloc(SIZE_MAX - (1 << 20) + 1);
+    it::SmallAfterHugeRequest();
+    std::printf("huge request: %s\n", huge == nullptr ? "null" : "nonnull");
+    it::AnnounceReady();
+    const bool ok = it::WaitForStdinClose();
+    for (char* p : it::g_small) std::free(p);
     return ok ? 0 : 3;
   }
   if (mode == "idle") {
@@ -160,6 +249,7 @@ int main(int argc, char** argv) {
     it::AnnounceReady();
     return it::WaitForStdinClose() ? 0 : 3;
   }
-  std::fprintf(stderr, "usage: %s sites|heapsampling N|loop|idle\n", argv[0]);
+  std::fprintf(stderr, "usage: %s sites|heapsampling N|loop|threads N|huge|idle\n",
+               argv[0]);
   return 2;
 }
