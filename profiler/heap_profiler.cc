@@ -19,6 +19,7 @@
 #include <cmath>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 #include "profiler/heap_recorder.h"
 #include "profiler/runtime.h"
@@ -335,8 +336,16 @@ HeapRaw CollectHeap() {
     }
   }
   raw.records = std::move(buckets);
+  uint32_t max_id = 0;
+  for (const auto& r : raw.records) max_id = std::max(max_id, r.stack_id);
+  raw.stack_begin.assign(max_id + 1, 0);
+  raw.stack_end.assign(max_id + 1, 0);
+  raw.frames.reserve(raw.records.size() * 16);
   for (const auto& r : raw.records) {
-    if (!raw.stacks.count(r.stack_id)) raw.stacks[r.stack_id] = store.stacks.Get(r.stack_id);
+    if (raw.stack_end[r.stack_id] != 0) continue;  // records are sorted by id
+    raw.stack_begin[r.stack_id] = static_cast<uint32_t>(raw.frames.size());
+    store.stacks.AppendTo(r.stack_id, &raw.frames);
+    raw.stack_end[r.stack_id] = static_cast<uint32_t>(raw.frames.size());
   }
   const Drops& d = store.drops;
   auto note = [&raw](const char* what, uint64_t n) {
@@ -394,7 +403,9 @@ Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
       return std::tie(a.stack_id, a.size) < std::tie(b.stack_id, b.size);
     });
   }
-  std::map<uint32_t, uint32_t> stack_index;
+  std::unordered_map<uint32_t, uint32_t> stack_index;
+  stack_index.reserve(p1.records.size());
+  snap.samples.reserve(p1.records.size());
   for (const HeapRaw::Record& r : p1.records) {
     double alloc = r.alloc_objects;
     if (base != nullptr) {
@@ -411,10 +422,16 @@ Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
     const int64_t alloc_objects = std::llround(alloc);
     const int64_t inuse_objects = std::llround(r.inuse_objects);
     if (alloc_objects == 0 && inuse_objects == 0) continue;
-    auto sit = p1.stacks.find(r.stack_id);
-    if (sit == p1.stacks.end()) continue;
+    if (r.stack_id >= p1.stack_end.size()) continue;
+    const uint32_t begin = p1.stack_begin[r.stack_id];
+    const uint32_t end = p1.stack_end[r.stack_id];
+    if (begin == end) continue;
     auto [idx, inserted] = stack_index.emplace(r.stack_id, snap.stacks.size());
-    if (inserted) snap.stacks.push_back(Stack{sit->second, false});
+    if (inserted) {
+      snap.stacks.push_back(Stack{std::vector<uint64_t>(p1.frames.begin() + begin,
+                                                        p1.frames.begin() + end),
+                                  false});
+    }
     Sample s;
     s.stack = idx->second;
     s.values = {alloc_objects, std::llround(alloc * static_cast<double>(r.size)),

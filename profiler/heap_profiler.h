@@ -27,7 +27,12 @@ struct HeapRaw {
   int64_t time_nanos = 0;
   int64_t sample_rate = 0;  // current mean bytes between samples
   std::vector<Record> records;
-  std::map<uint32_t, std::vector<uint64_t>> stacks;  // stack id -> pcs, leaf first
+  // Frames of every stack a record names, leaf first, flattened so that a
+  // large collection costs a handful of allocations: stack id `i` is
+  // frames[stack_begin[i], stack_end[i]) (empty if no record names it).
+  std::vector<uint64_t> frames;
+  std::vector<uint32_t> stack_begin;
+  std::vector<uint32_t> stack_end;
   std::vector<std::string> comments;  // drop counters
 };
 

@@ -94,6 +94,12 @@ uint32_t StackTable::Intern(const uint64_t* pcs, int depth) {
   }
 }
 
+void StackTable::AppendTo(uint32_t id, std::vector<uint64_t>* out) const {
+  if (id == 0 || id > count_ || slots_ == nullptr) return;
+  const Slot& s = slots_[id_to_slot_[id]];
+  out->insert(out->end(), frames_ + s.frame_offset, frames_ + s.frame_offset + s.depth);
+}
+
 std::vector<uint64_t> StackTable::Get(uint32_t id) const {
   if (id == 0 || id > count_ || slots_ == nullptr) return {};
   const Slot& s = slots_[id_to_slot_[id]];

@@ -31,6 +31,8 @@ class StackTable {
 
   // Copies stack `id` (leaf first). Empty for an unknown id.
   std::vector<uint64_t> Get(uint32_t id) const;
+  // Appends stack `id` (leaf first) to `out`; nothing for an unknown id.
+  void AppendTo(uint32_t id, std::vector<uint64_t>* out) const;
 
   uint32_t size() const { return count_; }
   uint32_t capacity() const { return max_stacks_; }

@@ -35,11 +35,11 @@ class WireEncoder {
   template <typename T>
   void Packed(int field, const std::vector<T>& values) {
     if (values.empty()) return;
-    WireEncoder tmp;
-    for (T v : values) tmp.Varint(static_cast<uint64_t>(v));
+    size_t length = 0;
+    for (T v : values) length += VarintSize(static_cast<uint64_t>(v));
     Tag(field, 2);
-    Varint(tmp.out_.size());
-    out_ += tmp.out_;
+    Varint(length);
+    for (T v : values) Varint(static_cast<uint64_t>(v));
   }
   // An embedded message: everything `nested` wrote, length-delimited.
   void Message(int field, const WireEncoder& nested) {
@@ -53,6 +53,14 @@ class WireEncoder {
  private:
   void Tag(int field, int wire_type) {
     Varint((static_cast<uint64_t>(field) << 3) | static_cast<uint64_t>(wire_type));
+  }
+  static size_t VarintSize(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+      v >>= 7;
+      ++n;
+    }
+    return n;
   }
   void Varint(uint64_t v) {
     while (v >= 0x80) {
