@@ -1,5 +1,6 @@
-// Cold-path symbolizer: /proc/self/maps parsing, ELF build ids and function
-// symbols of the loaded objects, cached per file and per address.
+// Cold-path symbolizer: /proc/self/maps parsing, ELF build ids, function
+// symbols of the loaded objects and (through dwarf_reader) their source
+// lines and inlined frames, cached per file and per address.
 #include "profiler/symbolizer.h"
 
 #include <cxxabi.h>
@@ -22,6 +23,8 @@
 #include <tuple>
 #include <unordered_map>
 #include <utility>
+
+#include "profiler/dwarf_reader.h"
 
 namespace pprof_agent::internal {
 namespace {
@@ -216,35 +219,35 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-std::string Demangle(const char* raw) {
-  // Only Itanium-mangled names: __cxa_demangle also decodes bare type names,
-  // and would turn a C function called "f" into "float".
-  if (raw[0] != '_' || raw[1] != 'Z') return raw;
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(raw, nullptr, nullptr, &status);
-  std::string out = (status == 0 && demangled != nullptr) ? demangled : raw;
-  std::free(demangled);
-  return out;
-}
-
 // ---------------------------------------------------------------------------
-// ObjectFile: what the symbolizer keeps of one ELF file once it has closed it.
-// It outlives the mapping (a dlclose'd library keeps resolving). The lookup
-// goes through Lookup() only, so a DWARF reader (file:line, inlined frames)
-// can later be added here, opening path() or the debug file lazily.
+// ObjectFile: what the symbolizer keeps of one ELF file. It outlives the
+// mapping (a dlclose'd library keeps resolving): the symbols are copied out,
+// and the DWARF reader holds its debug file open.
+
+// Bounds each object's cache of resolved addresses; past it the cache is
+// emptied (a real process has far fewer distinct code addresses).
+constexpr size_t kMaxCachedFramesPerObject = size_t{1} << 18;
 
 class ObjectFile {
  public:
-  // Reads `path` from disk; for symbols also tries the separate debug file
-  // /usr/lib/debug/.build-id/xx/yyyy.debug when the file has no .symtab.
-  static std::unique_ptr<ObjectFile> Load(const std::string& path) {
+  // Reads `path` from disk. `expected_build_id` is the build id of the code
+  // actually loaded ("" if unknown): a file on disk with another build id
+  // is not this object any more, and null is returned. Names come from
+  // .symtab, else the separate debug file's .symtab, else .dynsym; the DWARF
+  // is found (itself, build-id tree, .gnu_debuglink) but read only on use.
+  static std::unique_ptr<ObjectFile> Load(const std::string& path,
+                                          const std::string& expected_build_id) {
     MappedFile file(path);
     if (file.data() == nullptr) return nullptr;
     ElfImage elf(file.data(), file.size());
     if (!elf.valid()) return nullptr;
     auto obj = std::unique_ptr<ObjectFile>(new ObjectFile(path));
-    obj->ReadSegments(elf);
     obj->build_id_ = BuildIdOfImage(elf);
+    if (!expected_build_id.empty() && obj->build_id_ != expected_build_id) {
+      return nullptr;
+    }
+    obj->ReadSegments(elf);
+    obj->dwarf_ = DwarfReader::Open(path, obj->build_id_);
     if (!obj->ReadSymbols(elf, SHT_SYMTAB) && !obj->ReadDebugFileSymbols()) {
       obj->ReadSymbols(elf, SHT_DYNSYM);
     }
@@ -252,7 +255,8 @@ class ObjectFile {
   }
 
   // Parses an ELF image already mapped in memory (the vdso). The image's
-  // file offsets are offsets from `data`.
+  // file offsets are offsets from `data`. Its DWARF, if any, can only be a
+  // build-id debug file (the kernel's vdso*.so.dbg).
   static std::unique_ptr<ObjectFile> FromImage(const uint8_t* data, size_t size,
                                                std::string name) {
     ElfImage elf(data, size);
@@ -260,6 +264,7 @@ class ObjectFile {
     auto obj = std::unique_ptr<ObjectFile>(new ObjectFile(std::move(name)));
     obj->ReadSegments(elf);
     obj->build_id_ = BuildIdOfImage(elf);
+    if (!obj->build_id_.empty()) obj->dwarf_ = DwarfReader::Open("", obj->build_id_);
     if (!obj->ReadSymbols(elf, SHT_SYMTAB)) obj->ReadSymbols(elf, SHT_DYNSYM);
     return obj;
   }
@@ -267,6 +272,12 @@ class ObjectFile {
   const std::string& path() const { return path_; }
   const std::string& build_id() const { return build_id_; }
   bool has_symbols() const { return !symbols_.empty(); }
+  // Whether DWARF was found: then lookups give files, lines and inlined
+  // frames wherever a compile unit covers the address.
+  bool has_dwarf() const { return dwarf_ != nullptr; }
+  uint64_t dwarf_lookups() const {
+    return dwarf_ != nullptr ? dwarf_->lookups() : 0;
+  }
 
   // Finds the PT_LOAD segment a mapping at file offset `offset` comes from
   // and returns its (p_offset, p_vaddr). Mapping offsets are the segment's
@@ -291,26 +302,60 @@ class ObjectFile {
     return false;
   }
 
-  // Appends the frames for the ELF virtual address `vaddr`; nothing when no
-  // function symbol covers it.
-  void Lookup(uint64_t vaddr, std::vector<FrameInfo>* frames) const {
+  // Appends the frames for the ELF virtual address `vaddr`, innermost first;
+  // nothing when neither DWARF nor a function symbol covers it. Results are
+  // cached per object, so a profile requested again costs no DWARF work
+  // even after a loader change emptied the symbolizer's address cache.
+  void Lookup(uint64_t vaddr, std::vector<FrameInfo>* frames) {
+    auto it = cache_.find(vaddr);
+    if (it == cache_.end()) {
+      if (cache_.size() >= kMaxCachedFramesPerObject) cache_.clear();
+      it = cache_.emplace(vaddr, Resolve(vaddr)).first;
+    }
+    frames->insert(frames->end(), it->second.begin(), it->second.end());
+  }
+
+ private:
+  // The function symbol covering `vaddr`, or null.
+  const char* SymbolAt(uint64_t vaddr) const {
     auto it = std::upper_bound(
         symbols_.begin(), symbols_.end(), vaddr,
         [](uint64_t a, const Symbol& s) { return a < s.addr; });
-    if (it == symbols_.begin()) return;
+    if (it == symbols_.begin()) return nullptr;
     --it;
     // Sized symbols are exact; a size of 0 (hand-written assembly, some
     // stripped tables) only says "starts here", so the nearest one is the
     // best guess available.
-    if (it->size > 0 && vaddr - it->addr >= it->size) return;
-    const char* raw = names_.data() + it->name;
-    FrameInfo frame;
-    frame.name = Demangle(raw);
-    frame.system_name = raw;
-    frames->push_back(std::move(frame));
+    if (it->size > 0 && vaddr - it->addr >= it->size) return nullptr;
+    return names_.data() + it->name;
   }
 
- private:
+  std::vector<FrameInfo> Resolve(uint64_t vaddr) {
+    std::vector<FrameInfo> frames;
+    const char* symbol = SymbolAt(vaddr);
+    if (dwarf_ != nullptr && dwarf_->Lookup(vaddr, &frames) && !frames.empty()) {
+      // The out-of-line function: DWARF's linkage name when it has one (a
+      // C++ name, the same the symbol table has, minus clone suffixes such
+      // as ".cold"); otherwise the symbol table's name, which for C is the
+      // name callers use (getpid, where DWARF says __getpid).
+      FrameInfo& outer = frames.back();
+      const bool mangled = outer.system_name.rfind("_Z", 0) == 0;
+      if (symbol != nullptr && (!mangled || outer.name.empty())) {
+        outer.name = DemangleSymbol(symbol);
+        outer.system_name = symbol;
+      }
+      return frames;
+    }
+    frames.clear();
+    if (symbol != nullptr) {
+      FrameInfo frame;
+      frame.name = DemangleSymbol(symbol);
+      frame.system_name = symbol;
+      frames.push_back(std::move(frame));
+    }
+    return frames;
+  }
+
   struct Segment {
     uint64_t offset;
     uint64_t vaddr;
@@ -336,6 +381,13 @@ class ObjectFile {
   }
 
   bool ReadDebugFileSymbols() {
+    // The file that holds the DWARF (build-id tree or .gnu_debuglink) has
+    // the full symbol table too. Its segments are empty (NOBITS), so the
+    // addresses are translated with the original file's segments.
+    size_t size = 0;
+    if (const uint8_t* image = dwarf_ != nullptr ? dwarf_->Image(&size) : nullptr) {
+      if (ReadSymbols(ElfImage(image, size), SHT_SYMTAB)) return true;
+    }
     if (build_id_.size() < 4) return false;
     const std::string debug_path = std::string(kDebugBuildIdDir) +
                                    build_id_.substr(0, 2) + "/" +
@@ -438,6 +490,8 @@ class ObjectFile {
   std::vector<Segment> segments_;
   std::vector<Symbol> symbols_;  // sorted by addr, unique addrs
   std::string names_;
+  std::unique_ptr<DwarfReader> dwarf_;  // null: no DWARF found
+  std::unordered_map<uint64_t, std::vector<FrameInfo>> cache_;  // by vaddr
 };
 
 // ---------------------------------------------------------------------------
@@ -689,6 +743,17 @@ std::string ReadBuildId(const uint8_t* data, size_t size) {
   return BuildIdOfImage(ElfImage(data, size));
 }
 
+std::string DemangleSymbol(const char* raw) {
+  // Only Itanium-mangled names: __cxa_demangle also decodes bare type names,
+  // and would turn a C function called "f" into "float".
+  if (raw[0] != '_' || raw[1] != 'Z') return raw;
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(raw, nullptr, nullptr, &status);
+  std::string out = (status == 0 && demangled != nullptr) ? demangled : raw;
+  std::free(demangled);
+  return out;
+}
+
 // ---------------------------------------------------------------------------
 
 struct Symbolizer::Impl {
@@ -696,7 +761,7 @@ struct Symbolizer::Impl {
   // handed out in LocationInfo::mapping stays valid for the process's life.
   struct Entry {
     MappingInfo info;
-    const ObjectFile* object = nullptr;  // owned by objects; may be null
+    ObjectFile* object = nullptr;  // owned by objects; may be null
     uint64_t bias = 0;                   // ELF vaddr = address - bias
     uint64_t last_seen = 0;              // generation of the last maps read
   };
@@ -706,7 +771,7 @@ struct Symbolizer::Impl {
   int FindMapping(uint64_t address) const;
   LocationInfo Resolve(uint64_t address);
   size_t AddEntry(MappingInfo m, const std::string& loaded_build_id);
-  const ObjectFile* ObjectFor(const MappingInfo& m,
+  ObjectFile* ObjectFor(const MappingInfo& m,
                               const std::string& loaded_build_id);
 
   bool initialized = false;
@@ -783,7 +848,7 @@ bool Symbolizer::Impl::RefreshLocked() {
   return true;
 }
 
-const ObjectFile* Symbolizer::Impl::ObjectFor(
+ObjectFile* Symbolizer::Impl::ObjectFor(
     const MappingInfo& m, const std::string& loaded_build_id) {
   if (m.path == "[vdso]") {
     // The vdso is an ELF image the kernel maps into every process; its
@@ -803,9 +868,8 @@ const ObjectFile* Symbolizer::Impl::ObjectFor(
     auto it = objects.find(key(loaded_build_id));
     if (it != objects.end()) return it->second.get();
   }
-  std::unique_ptr<ObjectFile> obj = ObjectFile::Load(m.path);
-  if (obj == nullptr ||
-      (!loaded_build_id.empty() && obj->build_id() != loaded_build_id)) {
+  std::unique_ptr<ObjectFile> obj = ObjectFile::Load(m.path, loaded_build_id);
+  if (obj == nullptr) {
     // Unreadable, or replaced on disk since it was loaded: its symbols
     // would be those of another build.
     objects[key(loaded_build_id)] = nullptr;
@@ -834,7 +898,15 @@ size_t Symbolizer::Impl::AddEntry(MappingInfo m,
   m.build_id = !loaded_build_id.empty() ? loaded_build_id
                : e.object != nullptr    ? e.object->build_id()
                                         : "";
-  m.has_functions = e.object != nullptr && e.object->has_symbols();
+  m.has_functions =
+      e.object != nullptr && (e.object->has_symbols() || e.object->has_dwarf());
+  // pprof reads these as "the locations of this mapping are complete in
+  // this respect": with DWARF every covered address gets its file, line
+  // and inlined calls.
+  const bool dwarf = e.object != nullptr && e.object->has_dwarf();
+  m.has_filenames = dwarf;
+  m.has_line_numbers = dwarf;
+  m.has_inline_frames = dwarf;
   e.info = std::move(m);
   entries.push_back(std::move(e));
   return entries.size() - 1;
@@ -894,6 +966,19 @@ LocationInfo Symbolizer::Symbolize(uint64_t address) {
   if (impl_->cache.size() >= kMaxCachedAddresses) impl_->cache.clear();
   impl_->cache.emplace(address, loc);
   return loc;
+}
+
+SymbolizerStats Symbolizer::Stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  SymbolizerStats stats;
+  auto add = [&](const ObjectFile* obj) {
+    if (obj == nullptr) return;
+    if (obj->has_dwarf()) ++stats.objects_with_dwarf;
+    stats.dwarf_lookups += obj->dwarf_lookups();
+  };
+  for (const auto& [key, obj] : impl_->objects) add(obj.get());
+  add(impl_->vdso.get());
+  return stats;
 }
 
 Symbolizer& Symbolizer::Global() {

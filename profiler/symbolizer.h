@@ -1,7 +1,8 @@
 // Cold-path symbolizer: maps addresses of this process to mappings (from
-// /proc/self/maps, with ELF build ids) and to function names (from the ELF
-// symbol tables, demangled). Never called from a hook or signal handler; it
-// allocates and takes an ordinary mutex.
+// /proc/self/maps, with ELF build ids), to function names (from the ELF
+// symbol tables, demangled) and, where DWARF can be found, to source files,
+// lines and inlined frames. Never called from a hook or signal handler; it
+// allocates, opens files and takes an ordinary mutex.
 #ifndef PPROF_AGENT_PROFILER_SYMBOLIZER_H_
 #define PPROF_AGENT_PROFILER_SYMBOLIZER_H_
 
@@ -48,6 +49,15 @@ struct LocationInfo {
 // fuzzing.
 std::vector<MappingInfo> ParseProcMaps(const std::string& text);
 
+// Demangles an Itanium C++ symbol ("_Z..."); anything else is returned as is.
+std::string DemangleSymbol(const char* raw);
+
+// Counters of the work done, for tests and benchmarks.
+struct SymbolizerStats {
+  uint64_t dwarf_lookups = 0;       // addresses looked up in DWARF (cold)
+  uint64_t objects_with_dwarf = 0;  // files whose DWARF was found
+};
+
 // Reads NT_GNU_BUILD_ID from an ELF image in memory; empty when absent or the
 // image is malformed. Never reads outside [data, data+size).
 std::string ReadBuildId(const uint8_t* data, size_t size);
@@ -68,7 +78,12 @@ class Symbolizer {
   std::vector<MappingInfo> Mappings();
 
   // Symbolizes one address (already adjusted: a return address minus one).
+  // Results are cached per address and per object file (path and build id),
+  // so only the first lookup of an address reads DWARF, even across loader
+  // changes; an unloaded library's DWARF stays open for its old addresses.
   LocationInfo Symbolize(uint64_t address);
+
+  SymbolizerStats Stats();
 
   // The process-wide instance used by the server.
   static Symbolizer& Global();

@@ -1,7 +1,8 @@
 // Tests of the cold-path symbolizer: /proc/self/maps parsing, build-id notes
 // (against the loader's view of this very binary and against hostile input),
-// and name resolution in the executable, libc, the vdso and an unloaded
-// library.
+// name resolution in the executable, libc, the vdso and an unloaded library,
+// and source lines with inlined frames from DWARF (this binary's, libc's
+// from libc6-dbg, and the fixture library's in its stripped variants).
 #include "profiler/symbolizer.h"
 
 #include <dlfcn.h>
@@ -12,8 +13,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -23,6 +26,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/suites/symbols/fixtures/dwarf_fixture.h"
 
 namespace pa_symbolizer_test {
 
@@ -38,6 +42,8 @@ volatile int g_sink = 0;
 
 // A function whose own body holds the PC returned: the store after the call
 // keeps the call from becoming a tail jump.
+constexpr int kKnownFunctionDeclLine = __LINE__ + 2;
+constexpr int kKnownFunctionCallLine = __LINE__ + 2;
 [[gnu::noinline]] uint64_t KnownFunction(int x) {
   const uint64_t pc = CallerPc();
   g_sink = g_sink + x;
@@ -50,7 +56,9 @@ namespace pprof_agent::internal {
 namespace {
 
 using ::testing::AnyOf;
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 std::vector<uint8_t> ReadFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -363,12 +371,14 @@ TEST(Symbolizer, MainExecutableIsFirstMappingWithItsBuildId) {
   EXPECT_EQ(maps[0].path, SelfExePath());
   EXPECT_EQ(maps[0].build_id, LoadedMainBuildId());
   EXPECT_TRUE(maps[0].has_functions);
-  EXPECT_FALSE(maps[0].has_filenames);
-  EXPECT_FALSE(maps[0].has_line_numbers);
+  // Built with -g (tests/suites/symbols.cmake).
+  EXPECT_TRUE(maps[0].has_filenames);
+  EXPECT_TRUE(maps[0].has_line_numbers);
+  EXPECT_TRUE(maps[0].has_inline_frames);
   for (const MappingInfo& m : maps) EXPECT_NE(m.path, "[vsyscall]");
 }
 
-TEST(Symbolizer, ResolvesOwnFunctionByName) {
+TEST(Symbolizer, ResolvesOwnFunctionByNameFileAndLine) {
   Symbolizer symbolizer;
   const uint64_t pc = pa_symbolizer_test::KnownFunction(1);
   const auto entry =
@@ -382,9 +392,17 @@ TEST(Symbolizer, ResolvesOwnFunctionByName) {
     EXPECT_EQ(loc.frames[0].name, "pa_symbolizer_test::KnownFunction(int)");
     EXPECT_EQ(loc.frames[0].system_name,
               "_ZN18pa_symbolizer_test13KnownFunctionEi");
-    EXPECT_TRUE(loc.frames[0].file.empty());
-    EXPECT_EQ(loc.frames[0].line, 0);
+    EXPECT_THAT(loc.frames[0].file, EndsWith("tests/profiler/symbolizer_test.cc"));
+    EXPECT_EQ(loc.frames[0].start_line, pa_symbolizer_test::kKnownFunctionDeclLine);
   }
+  // The entry is on the declaration's line (or the next, the prologue's);
+  // the call on its own.
+  EXPECT_THAT(symbolizer.Symbolize(entry).frames[0].line,
+              AnyOf(pa_symbolizer_test::kKnownFunctionDeclLine,
+                    pa_symbolizer_test::kKnownFunctionDeclLine + 1));
+  EXPECT_EQ(symbolizer.Symbolize(pc).frames[0].line,
+            pa_symbolizer_test::kKnownFunctionCallLine);
+  EXPECT_GT(symbolizer.Symbolize(pc).frames[0].column, 0);
 }
 
 TEST(Symbolizer, ResolvesLibcFunction) {
@@ -458,63 +476,280 @@ TEST(Symbolizer, ResolvesVdsoFunctions) {
   EXPECT_THAT(names, ::testing::Contains(HasSubstr("clock_gettime")));
 }
 
-TEST(Symbolizer, UnloadedLibraryKeepsMappingAndResolves) {
-  // A library this binary does not already load, so that dlclose unmaps it.
-  struct Candidate {
-    const char* library;
-    const char* symbol;
-  };
-  const Candidate kCandidates[] = {{"libz.so.1", "crc32"},
-                                   {"libm.so.6", "cos"},
-                                   {"libbz2.so.1.0", "BZ2_bzlibVersion"}};
-  const Candidate* chosen = nullptr;
-  for (const Candidate& c : kCandidates) {
-    if (dlopen(c.library, RTLD_NOW | RTLD_NOLOAD) == nullptr) {
-      void* probe = dlopen(c.library, RTLD_NOW | RTLD_LOCAL);
-      if (probe != nullptr) {
-        dlclose(probe);
-        chosen = &c;
-        break;
-      }
+// --- the fixture library (tests/suites/symbols/fixtures) ----------------------
+
+std::string Fixture(const std::string& name) {
+  return std::string(PA_SYM_FIXTURE_DIR) + "/" + name;
+}
+
+// A private copy of a fixture variant in a temporary directory: each test
+// loads its own file, so no test sees another's object (the symbolizer
+// caches objects by path and build id) and files may be deleted.
+class FixtureCopy {
+ public:
+  explicit FixtureCopy(const std::string& variant) {
+    std::string pattern = "/tmp/pa_symbolizer_test.XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) return;
+    dir_ = pattern;
+    path_ = dir_ + "/" + variant;
+    std::filesystem::copy_file(Fixture(variant), path_);
+    const std::string debug = Fixture(".debug/" + variant + ".debug");
+    if (std::filesystem::exists(debug)) {
+      std::filesystem::create_directory(dir_ + "/.debug");
+      std::filesystem::copy_file(debug, dir_ + "/.debug/" + variant + ".debug");
     }
   }
-  if (chosen == nullptr) GTEST_SKIP() << "no unloaded library available";
+  ~FixtureCopy() {
+    if (handle_ != nullptr) dlclose(handle_);
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
 
+  const std::string& path() const { return path_; }
+  const std::string& dir() const { return dir_; }
+
+  // dlopens the copy and runs its site; false on failure.
+  bool LoadAndRun(PaDwarfFixtureSite* site) {
+    handle_ = dlopen(path_.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle_ == nullptr) return false;
+    auto fn = reinterpret_cast<PaDwarfFixtureSiteFn>(
+        dlsym(handle_, "pa_dwarf_fixture_site"));
+    if (fn == nullptr) return false;
+    entry_ = reinterpret_cast<uint64_t>(fn);
+    fn(site);
+    return true;
+  }
+  uint64_t entry() const { return entry_; }
+
+  // dlcloses it; true when the loader really unmapped it.
+  bool Unload() {
+    if (handle_ == nullptr || dlclose(handle_) != 0) return false;
+    handle_ = nullptr;
+    return dlopen(path_.c_str(), RTLD_NOW | RTLD_NOLOAD) == nullptr;
+  }
+
+ private:
+  std::string dir_;
+  std::string path_;
+  void* handle_ = nullptr;
+  uint64_t entry_ = 0;
+};
+
+void ExpectFixtureFrames(const std::vector<FrameInfo>& frames,
+                         const PaDwarfFixtureSite& site) {
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_EQ(frames[0].name, "pa_fixture::FixtureLeaf(PaDwarfFixtureSite*)");
+  EXPECT_EQ(frames[0].line, site.leaf_line);
+  EXPECT_EQ(frames[0].start_line, site.leaf_decl_line);
+  EXPECT_EQ(frames[1].name, "pa_fixture::FixtureMiddle(PaDwarfFixtureSite*)");
+  EXPECT_EQ(frames[1].line, site.middle_line);
+  EXPECT_EQ(frames[1].start_line, site.middle_decl_line);
+  EXPECT_EQ(frames[2].name, "pa_fixture::FixtureOuter(PaDwarfFixtureSite*)");
+  EXPECT_EQ(frames[2].system_name,
+            "_ZN10pa_fixture12FixtureOuterEP18PaDwarfFixtureSite");
+  EXPECT_EQ(frames[2].line, site.outer_line);
+  EXPECT_EQ(frames[2].start_line, site.outer_decl_line);
+  for (const FrameInfo& f : frames) {
+    EXPECT_THAT(f.file, EndsWith("tests/suites/symbols/fixtures/dwarf_fixture.cc"));
+  }
+}
+
+TEST(Symbolizer, InlinedCallsAreFramesInnermostFirst) {
+  FixtureCopy lib("libpa_dwarf_fixture.so");
+  PaDwarfFixtureSite site{};
+  ASSERT_TRUE(lib.LoadAndRun(&site)) << dlerror();
+  Symbolizer symbolizer;
+  const LocationInfo loc = symbolizer.Symbolize(site.pc);
+  ASSERT_GE(loc.mapping, 0);
+  ExpectFixtureFrames(loc.frames, site);
+  const MappingInfo m = symbolizer.Mappings()[loc.mapping];
+  EXPECT_EQ(m.path, lib.path());
+  EXPECT_TRUE(m.has_functions && m.has_filenames && m.has_line_numbers &&
+              m.has_inline_frames);
+}
+
+TEST(Symbolizer, StrippedLibraryGetsLinesThroughItsDebugLink) {
+  FixtureCopy lib("libpa_dwarf_fixture_debuglink.so");
+  PaDwarfFixtureSite site{};
+  ASSERT_TRUE(lib.LoadAndRun(&site)) << dlerror();
+  Symbolizer symbolizer;
+  const LocationInfo loc = symbolizer.Symbolize(site.pc);
+  ASSERT_GE(loc.mapping, 0);
+  ExpectFixtureFrames(loc.frames, site);
+  EXPECT_TRUE(symbolizer.Mappings()[loc.mapping].has_line_numbers);
+}
+
+TEST(Symbolizer, LibraryWithoutDebugInfoGetsNamesOnly) {
+  FixtureCopy lib("libpa_dwarf_fixture_nodebug.so");
+  PaDwarfFixtureSite site{};
+  ASSERT_TRUE(lib.LoadAndRun(&site)) << dlerror();
+  Symbolizer symbolizer;
+  const LocationInfo loc = symbolizer.Symbolize(site.pc);
+  ASSERT_GE(loc.mapping, 0);
+  ASSERT_EQ(loc.frames.size(), 1u);
+  EXPECT_EQ(loc.frames[0].name, "pa_fixture::FixtureOuter(PaDwarfFixtureSite*)");
+  EXPECT_THAT(loc.frames[0].file, IsEmpty());
+  EXPECT_EQ(loc.frames[0].line, 0);
+  const MappingInfo m = symbolizer.Mappings()[loc.mapping];
+  EXPECT_TRUE(m.has_functions);
+  EXPECT_FALSE(m.has_filenames || m.has_line_numbers || m.has_inline_frames);
+}
+
+TEST(Symbolizer, LibcGetsLinesFromLibc6Dbg) {
+  Symbolizer symbolizer;
+  const LocationInfo loc =
+      symbolizer.Symbolize(reinterpret_cast<uint64_t>(&fclose) + 1);
+  ASSERT_GE(loc.mapping, 0);
+  const MappingInfo m = symbolizer.Mappings()[loc.mapping];
+  if (!m.has_line_numbers) GTEST_SKIP() << "libc6-dbg not installed";
+  EXPECT_TRUE(m.has_filenames && m.has_inline_frames);
+  ASSERT_FALSE(loc.frames.empty());
+  EXPECT_EQ(loc.frames.back().name, "fclose");
+  EXPECT_THAT(loc.frames.back().file, HasSubstr("iofclose.c"));
+  EXPECT_GT(loc.frames.back().line, 0);
+  EXPECT_GT(loc.frames.back().start_line, 0);
+}
+
+TEST(Symbolizer, UnloadedLibraryKeepsMappingNamesAndLines) {
+  FixtureCopy lib("libpa_dwarf_fixture.so");
   Symbolizer symbolizer;
   const size_t before = symbolizer.Mappings().size();
-  void* handle = dlopen(chosen->library, RTLD_NOW | RTLD_LOCAL);
-  ASSERT_NE(handle, nullptr);
-  const auto address =
-      reinterpret_cast<uint64_t>(dlsym(handle, chosen->symbol));
-  ASSERT_NE(address, 0u);
+  PaDwarfFixtureSite site{};
+  ASSERT_TRUE(lib.LoadAndRun(&site)) << dlerror();
 
   symbolizer.Refresh();
-  const LocationInfo loaded = symbolizer.Symbolize(address + 1);
+  const LocationInfo loaded = symbolizer.Symbolize(site.pc);
   ASSERT_GE(loaded.mapping, 0);
-  ASSERT_EQ(loaded.frames.size(), 1u);
-  EXPECT_EQ(loaded.frames[0].system_name, chosen->symbol);
+  ExpectFixtureFrames(loaded.frames, site);
   const std::vector<MappingInfo> with_library = symbolizer.Mappings();
   EXPECT_GT(with_library.size(), before);
   const MappingInfo library = with_library[loaded.mapping];
-  EXPECT_THAT(library.path, HasSubstr(chosen->library));
+  EXPECT_EQ(library.path, lib.path());
   EXPECT_FALSE(library.build_id.empty());
 
-  ASSERT_EQ(dlclose(handle), 0);
-  if (dlopen(chosen->library, RTLD_NOW | RTLD_NOLOAD) != nullptr) {
-    GTEST_SKIP() << chosen->library << " stayed loaded after dlclose";
-  }
+  ASSERT_TRUE(lib.Unload()) << "the fixture stayed loaded after dlclose";
+  // Deleted too, as when a deployment replaces the file: the DWARF was
+  // found while the library was loaded and its file is held open.
+  ASSERT_TRUE(std::filesystem::remove(lib.path()));
   symbolizer.Refresh();
   const std::vector<MappingInfo> after = symbolizer.Mappings();
   ASSERT_GT(after.size(), static_cast<size_t>(loaded.mapping));
   EXPECT_EQ(after[loaded.mapping].path, library.path);
   EXPECT_EQ(after[loaded.mapping].start, library.start);
   EXPECT_EQ(after[loaded.mapping].build_id, library.build_id);
-  // The symbols were copied out while it was loaded; nothing is read from the
-  // (now unmapped) address range.
-  const LocationInfo unloaded = symbolizer.Symbolize(address + 1);
+  EXPECT_TRUE(after[loaded.mapping].has_line_numbers);
+  // Nothing is read from the (now unmapped) address range: the cached site
+  // and an address never looked up before both resolve.
+  const LocationInfo unloaded = symbolizer.Symbolize(site.pc);
   EXPECT_EQ(unloaded.mapping, loaded.mapping);
-  ASSERT_EQ(unloaded.frames.size(), 1u);
-  EXPECT_EQ(unloaded.frames[0].system_name, chosen->symbol);
+  ExpectFixtureFrames(unloaded.frames, site);
+  const LocationInfo entry = symbolizer.Symbolize(lib.entry());
+  EXPECT_EQ(entry.mapping, loaded.mapping);
+  ASSERT_FALSE(entry.frames.empty());
+  EXPECT_EQ(entry.frames.back().name, "pa_dwarf_fixture_site");
+  EXPECT_THAT(entry.frames.back().file, EndsWith("dwarf_fixture.cc"));
+  EXPECT_GT(entry.frames.back().line, 0);
+}
+
+TEST(Symbolizer, SecondRequestAfterLoaderChangeDoesNoDwarfWork) {
+  Symbolizer symbolizer;
+  std::vector<uint64_t> addresses;
+  const uint64_t own = pa_symbolizer_test::KnownFunction(2);
+  for (uint64_t a : {own, own - 4, reinterpret_cast<uint64_t>(&fclose) + 9,
+                     reinterpret_cast<uint64_t>(&getpid) + 1}) {
+    addresses.push_back(a);
+  }
+  std::vector<LocationInfo> first;
+  for (uint64_t a : addresses) first.push_back(symbolizer.Symbolize(a));
+  const uint64_t cold = symbolizer.Stats().dwarf_lookups;
+  EXPECT_GE(cold, 2u);  // this binary's addresses at least
+
+  // A loader change empties the per-address cache; the per-object caches
+  // (keyed by path and build id) answer instead.
+  {
+    FixtureCopy lib("libpa_dwarf_fixture_nodebug.so");
+    PaDwarfFixtureSite site{};
+    ASSERT_TRUE(lib.LoadAndRun(&site));
+    symbolizer.Refresh();
+  }
+  symbolizer.Refresh();
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    const LocationInfo again = symbolizer.Symbolize(addresses[i]);
+    EXPECT_EQ(again.mapping, first[i].mapping);
+    ASSERT_EQ(again.frames.size(), first[i].frames.size());
+    for (size_t f = 0; f < again.frames.size(); ++f) {
+      EXPECT_EQ(again.frames[f].name, first[i].frames[f].name);
+      EXPECT_EQ(again.frames[f].line, first[i].frames[f].line);
+    }
+  }
+  EXPECT_EQ(symbolizer.Stats().dwarf_lookups, cold);
+}
+
+// Not a test of speed (no assertion on time): prints what 10k distinct PCs
+// cost cold (fresh symbolizer: files opened, DWARF indexed and read), warm
+// (the per-address cache) and warm after a loader change (per-object
+// caches), for the report. The PCs are spread evenly over libc's
+// code, whose DWARF comes from libc6-dbg when installed.
+TEST(Symbolizer, TimesTenThousandPcsColdAndWarm) {
+  using Clock = std::chrono::steady_clock;
+  Symbolizer symbolizer;
+  const uint64_t libc_pc = reinterpret_cast<uint64_t>(&fclose);
+  const int libc = symbolizer.Symbolize(libc_pc).mapping;
+  ASSERT_GE(libc, 0);
+  // A fresh symbolizer for the cold pass: the lookup above opened libc.
+  Symbolizer cold_symbolizer;
+  const MappingInfo m = cold_symbolizer.Mappings()[libc];
+  ASSERT_LE(m.start, libc_pc);
+  constexpr int kPcs = 10000;
+  std::vector<uint64_t> pcs;
+  const uint64_t step = (m.limit - m.start) / kPcs;
+  ASSERT_GT(step, 0u);
+  for (int i = 0; i < kPcs; ++i) pcs.push_back(m.start + i * step + (i % 7));
+
+  double first_ms = 0;  // of the cold pass: opens and indexes the DWARF
+  auto pass = [&](int* with_lines, int* frames) {
+    *with_lines = 0;
+    *frames = 0;
+    const auto start = Clock::now();
+    for (uint64_t pc : pcs) {
+      const LocationInfo loc = cold_symbolizer.Symbolize(pc);
+      if (first_ms == 0) {
+        first_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      }
+      if (!loc.frames.empty() && loc.frames[0].line > 0) ++*with_lines;
+      *frames += static_cast<int>(loc.frames.size());
+    }
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  };
+  int with_lines = 0, frames = 0;
+  const double cold_ms = pass(&with_lines, &frames);
+  const uint64_t dwarf_lookups = cold_symbolizer.Stats().dwarf_lookups;
+  int warm_lines = 0, warm_frames = 0;
+  const double warm_ms = pass(&warm_lines, &warm_frames);
+  {
+    FixtureCopy lib("libpa_dwarf_fixture_nodebug.so");
+    PaDwarfFixtureSite site{};
+    ASSERT_TRUE(lib.LoadAndRun(&site));
+    cold_symbolizer.Refresh();
+  }
+  cold_symbolizer.Refresh();  // the address cache is emptied
+  const double object_warm_ms = pass(&warm_lines, &warm_frames);
+  EXPECT_EQ(cold_symbolizer.Stats().dwarf_lookups, dwarf_lookups);
+  EXPECT_EQ(warm_lines, with_lines);
+  EXPECT_EQ(warm_frames, frames);
+
+  std::printf(
+      "[ TIMING   ] 10000 distinct PCs in %s (%s): cold %.1f ms (first "
+      "lookup, opening the DWARF, %.1f ms), warm %.2f ms, warm after a "
+      "loader change %.2f ms; %d with a line, %d frames (%d inlined)\n",
+      m.path.c_str(), m.has_line_numbers ? "DWARF" : "symbols only", cold_ms,
+      first_ms, warm_ms, object_warm_ms, with_lines, frames, frames - kPcs);
+  RecordProperty("cold_ms", std::to_string(cold_ms));
+  RecordProperty("warm_ms", std::to_string(warm_ms));
+  RecordProperty("warm_after_loader_change_ms", std::to_string(object_warm_ms));
+  if (m.has_line_numbers) {
+    EXPECT_GT(with_lines, kPcs / 2);
+  }
 }
 
 TEST(Symbolizer, RefreshWithoutLoaderChangesKeepsMappings) {
