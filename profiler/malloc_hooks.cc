@@ -50,13 +50,16 @@ namespace {
 
 // How often a thread re-checks the switches while sampling is off or not yet
 // enabled: one slow-path call per this many bytes allocated.
-constexpr int64_t kRecheckBytes = 16 << 20;
+constexpr uint64_t kRecheckBytes = 16 << 20;
 
 enum class Kind { kMalloc, kCalloc, kMemalign, kValloc, kPvalloc };
 
 // True when this allocation must take the slow path.
 // Three instructions: load the TLS offset, subtract in place, branch on the
-// flags of that subtraction. (The compiler's version reloads the value and
+// flags of that subtraction. Unsigned: the branch is taken when size >= the
+// bytes left (borrow or zero), which is exactly "this allocation holds the
+// next sample point", and a request of 2^63 bytes or more cannot wrap the
+// countdown into a huge positive gap. (The compiler's version reloads the value and
 // tests it again; this is the whole fast path, so we spell it out.)
 static_assert(offsetof(ThreadState, bytes_until_sample) == 0);
 PA_ALWAYS_INLINE bool CountdownExpired(size_t size) {
@@ -65,7 +68,7 @@ PA_ALWAYS_INLINE bool CountdownExpired(size_t size) {
   asm volatile(
       "movq pprof_agent_tls_state@gottpoff(%%rip), %[off]\n\t"
       "subq %[size], %%fs:(%[off])"
-      : [off] "=&r"(tls_offset), "=@ccle"(expired)
+      : [off] "=&r"(tls_offset), "=@ccbe"(expired)
       : [size] "r"(size)
       : "memory");
   return PA_UNLIKELY(expired);
@@ -88,16 +91,20 @@ PA_NOINLINE void* AllocSlow(Kind kind, size_t size, size_t align) {
   ThreadState& t = tls_state;
   if (t.in_agent != 0) {
     // The agent's own allocation inside a sample: give the bytes back.
-    t.bytes_until_sample += static_cast<int64_t>(size);
+    t.bytes_until_sample += size;  // undoes the fast path's wrap-around
     return PlainAlloc(kind, size, align);
   }
   if (t.is_agent_thread) {
-    t.bytes_until_sample = std::numeric_limits<int64_t>::max() / 2;
+    t.bytes_until_sample = uint64_t{1} << 62;
     return PlainAlloc(kind, size, align);
   }
-  const int64_t rate = SamplingEnabled() ? HeapRate() : 0;
+  const bool enabled = SamplingEnabled();
+  const int64_t rate = enabled ? HeapRate() : 0;
   if (rate == 0) {
-    t.bytes_until_sample = kRecheckBytes;
+    // Before start-up enables sampling, come back at the very next
+    // allocation (there are few): a long countdown here would leave the
+    // first kRecheckBytes of the start-up thread (main) unsampled.
+    t.bytes_until_sample = enabled ? kRecheckBytes : 0;
     t.rng = 0;  // draw a fresh first gap when sampling comes on
     return PlainAlloc(kind, size, align);
   }
@@ -105,12 +112,15 @@ PA_NOINLINE void* AllocSlow(Kind kind, size_t size, size_t align) {
     // First sample decision of this thread (or since sampling came on): the
     // first gap is random too, and this allocation counts against it.
     t.rng = SeedRandom(reinterpret_cast<uint64_t>(&t));
-    t.bytes_until_sample = NextSampleGap(&t.rng, rate) - static_cast<int64_t>(size);
-    if (t.bytes_until_sample > 0) return PlainAlloc(kind, size, align);
+    const uint64_t gap = static_cast<uint64_t>(NextSampleGap(&t.rng, rate));
+    if (size < gap) {
+      t.bytes_until_sample = gap - size;
+      return PlainAlloc(kind, size, align);
+    }
   }
   // Sampled. Draw the next gap first, so allocations made while recording
   // (by libunwind, say) see a sane countdown.
-  t.bytes_until_sample = NextSampleGap(&t.rng, rate);
+  t.bytes_until_sample = static_cast<uint64_t>(NextSampleGap(&t.rng, rate));
 
   size_t sampled_align = 16;
   size_t sampled_size = size;

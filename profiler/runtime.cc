@@ -21,7 +21,7 @@ std::atomic<bool> g_sampling_enabled{false};
 void MarkCurrentThreadAsAgent() {
   tls_state.is_agent_thread = true;
   // Never reaches zero in practice: the fast path stays fast on agent threads.
-  tls_state.bytes_until_sample = std::numeric_limits<int64_t>::max() / 2;
+  tls_state.bytes_until_sample = uint64_t{1} << 62;
 }
 
 bool CurrentThreadIsAgent() { return tls_state.is_agent_thread; }

@@ -18,9 +18,10 @@ namespace pprof_agent::internal {
 
 struct ThreadState {
   // Bytes this thread may still allocate before its next heap sample. The
-  // malloc fast path subtracts the request and takes the slow path when the
-  // result is <= 0. Zero initially, so the first allocation goes slow.
-  int64_t bytes_until_sample;
+  // malloc fast path subtracts the request (unsigned) and takes the slow path
+  // when the request is >= what was left (borrow or zero). Zero initially,
+  // so the first allocation goes slow.
+  uint64_t bytes_until_sample;
   // xorshift state of this thread's sampler; 0 = not seeded yet.
   uint64_t rng;
   // Depth of agent code on this thread's stack. Non-zero: every hook passes
