@@ -37,7 +37,8 @@ constexpr size_t kMixedSizes[] = {16, 32, 48, 64, 128, 192, 256, 512};
 // (GCC removes a malloc whose only use is free) nor batch the calls; its
 // "memory" clobber costs one reload of sizes[i] per iteration, the same with
 // and without the agent.
-__attribute__((always_inline)) inline void LoopBody(const size_t* sizes, size_t mask,
+__attribute__((always_inline)) inline void LoopBody(const size_t* sizes,
+                                                    size_t mask,
                                                     uint64_t iters) {
   for (uint64_t i = 0; i < iters; ++i) {
     void* p = malloc(sizes[i & mask]);
@@ -55,11 +56,13 @@ __attribute__((always_inline)) inline void LoopBody(const size_t* sizes, size_t 
 #define PA_BENCH_DISTINCT __attribute__((noinline, noipa))
 #endif
 
-PA_BENCH_DISTINCT void WarmUpLoop(const size_t* sizes, size_t mask, uint64_t iters) {
+PA_BENCH_DISTINCT void WarmUpLoop(const size_t* sizes, size_t mask,
+                                  uint64_t iters) {
   LoopBody(sizes, mask, iters);
 }
 
-PA_BENCH_DISTINCT void MeasuredLoop(const size_t* sizes, size_t mask, uint64_t iters) {
+PA_BENCH_DISTINCT void MeasuredLoop(const size_t* sizes, size_t mask,
+                                    uint64_t iters) {
   LoopBody(sizes, mask, iters);
 }
 
@@ -111,9 +114,11 @@ int main(int argc, char** argv) {
     while (start <= list.size()) {
       const size_t comma = list.find(',', start);
       const std::string item =
-          list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          list.substr(start, comma == std::string::npos ? std::string::npos
+                                                        : comma - start);
       uint64_t n = 0;
-      if (!ParseU64(item.c_str(), &n) || n == 0 || n > (1u << 20)) Usage("bad --sizes");
+      if (!ParseU64(item.c_str(), &n) || n == 0 || n > (1u << 20))
+        Usage("bad --sizes");
       sizes.push_back(static_cast<size_t>(n));
       if (comma == std::string::npos) break;
       start = comma + 1;
@@ -123,7 +128,8 @@ int main(int argc, char** argv) {
   const size_t distinct = sizes.size();
   size_t padded = 1;
   while (padded < distinct) padded <<= 1;
-  for (size_t i = distinct; i < padded; ++i) sizes.push_back(sizes[i % distinct]);
+  for (size_t i = distinct; i < padded; ++i)
+    sizes.push_back(sizes[i % distinct]);
   const size_t mask = padded - 1;
 
   WarmUpLoop(sizes.data(), mask, kWarmUpIters);
@@ -134,10 +140,12 @@ int main(int argc, char** argv) {
   const int64_t wall1 = NowNs(CLOCK_MONOTONIC);
 
   const double n = static_cast<double>(iters);
-  printf("malloc_bench sizes=%s iters=%llu wall_ns=%lld ns_per_op=%.3f "
-         "cpu_ns_per_op=%.3f\n",
-         sizes_name.c_str(), static_cast<unsigned long long>(iters),
-         static_cast<long long>(wall1 - wall0), static_cast<double>(wall1 - wall0) / n,
-         static_cast<double>(cpu1 - cpu0) / n);
+  printf(
+      "malloc_bench sizes=%s iters=%llu wall_ns=%lld ns_per_op=%.3f "
+      "cpu_ns_per_op=%.3f\n",
+      sizes_name.c_str(), static_cast<unsigned long long>(iters),
+      static_cast<long long>(wall1 - wall0),
+      static_cast<double>(wall1 - wall0) / n,
+      static_cast<double>(cpu1 - cpu0) / n);
   return 0;
 }

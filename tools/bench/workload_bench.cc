@@ -5,11 +5,16 @@
 // Each of --threads threads runs --ops operations. One operation:
 //   - picks a random slot of the thread's ring of --live pointers and frees
 //     the block held there (the live set: random, geometric lifetimes);
-//   - mallocs a new block of a log-uniform size in [16 B, --max-size]
-//     (a uniform octave, then a uniform size within it);
+//   - mallocs a new block of a size in [16 B, --max-size): an octave
+//     [2^k, 2^(k+1)), then a uniform size within it. --dist=loguniform
+//     (default) picks every octave equally often (mean ~8 KiB);
+//     --dist=small makes each octave half as likely as the one below, so
+//     most requests are small but every octave carries the same bytes
+//     (median ~32 B, mean ~160 B), as in a typical C++ service;
 //   - does the work a program does with memory it asked for: writes every
 //     byte (memset) and reads every byte back (FNV-1a, byte by byte), and
-//     stores the hash in the block, checked when the block is freed.
+//     stores the hash in the block; the hash is checked again before the
+//     block is freed, which also catches a profiler that corrupts blocks.
 // The work is proportional to the bytes allocated, which fixes the
 // allocation rate per CPU second (printed, so results can be put against a
 // real service's rate: sampling cost grows with bytes allocated).
@@ -18,13 +23,15 @@
 // with LD_PRELOAD, so every configuration runs the very same binary.
 // Prints one line of key=value pairs:
 //
-//   workload_bench threads=4 ops=... cpu_s=... user_s=... sys_s=... wall_s=...
+//   workload_bench dist=loguniform threads=4 ops=... cpu_s=... user_s=...
+//   sys_s=... wall_s=...
 //       allocs=... alloc_mib=... mib_per_cpu_s=... checksum=...
 //
 // cpu_s is getrusage(RUSAGE_SELF) user+sys over the whole process: every
 // thread, including any a profiler starts.
 //
 // Usage: workload_bench [--threads=4] [--ops=N] [--live=N] [--max-size=N]
+//                       [--dist=loguniform|small]
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,9 +107,14 @@ void Worker(const Params& params, uint64_t seed, ThreadResult* out) {
     // octave carries about the same bytes and most requests are small.
     const uint64_t y = x >> 20;
     const int octave =
-        min_log2 + static_cast<int>(params.small ? std::min<uint64_t>(__builtin_ctzll(y | (uint64_t{1} << 40)), octaves - 1)
-                                                 : y % octaves);
-    const size_t size = (size_t{1} << octave) + ((x >> 32) & ((size_t{1} << octave) - 1));
+        min_log2 +
+        static_cast<int>(
+            params.small
+                ? std::min<uint64_t>(__builtin_ctzll(y | (uint64_t{1} << 40)),
+                                     octaves - 1)
+                : y % octaves);
+    const size_t size =
+        (size_t{1} << octave) + ((x >> 32) & ((size_t{1} << octave) - 1));
     unsigned char* p = static_cast<unsigned char*>(malloc(size));
     if (p == nullptr) abort();
     // Non-zero fill: GCC may turn malloc + memset(0) into calloc.
@@ -124,7 +136,8 @@ void Worker(const Params& params, uint64_t seed, ThreadResult* out) {
 [[noreturn]] void Usage(const char* message) {
   fprintf(stderr,
           "workload_bench: %s\n"
-          "usage: workload_bench [--threads=4] [--ops=N] [--live=N] [--max-size=N]\n"
+          "usage: workload_bench [--threads=4] [--ops=N] [--live=N] "
+          "[--max-size=N]\n"
           "                      [--dist=loguniform|small]\n",
           message);
   exit(2);
@@ -163,7 +176,8 @@ int main(int argc, char** argv) {
     }
   }
   const auto is_pow2 = [](uint64_t v) { return v != 0 && (v & (v - 1)) == 0; };
-  if (params.threads == 0 || params.threads > 256) Usage("--threads must be 1..256");
+  if (params.threads == 0 || params.threads > 256)
+    Usage("--threads must be 1..256");
   if (!is_pow2(params.live)) Usage("--live must be a power of two");
   if (!is_pow2(params.max_size) || params.max_size < 32) {
     Usage("--max-size must be a power of two >= 32");
@@ -193,14 +207,18 @@ int main(int argc, char** argv) {
   const double user_s = Seconds(usage.ru_utime);
   const double sys_s = Seconds(usage.ru_stime);
   const double cpu_s = user_s + sys_s;
-  const double wall_s = (wall1.tv_sec - wall0.tv_sec) + (wall1.tv_nsec - wall0.tv_nsec) * 1e-9;
+  const double wall_s =
+      (wall1.tv_sec - wall0.tv_sec) + (wall1.tv_nsec - wall0.tv_nsec) * 1e-9;
   const double alloc_mib = total.bytes / (1024.0 * 1024.0);
-  printf("workload_bench dist=%s threads=%llu ops=%llu cpu_s=%.4f user_s=%.4f sys_s=%.4f wall_s=%.4f "
-         "allocs=%llu alloc_mib=%.1f mib_per_cpu_s=%.1f checksum=%llu\n",
-         params.small ? "small" : "loguniform", static_cast<unsigned long long>(params.threads),
-         static_cast<unsigned long long>(params.ops), cpu_s, user_s, sys_s, wall_s,
-         static_cast<unsigned long long>(params.threads * params.ops), alloc_mib,
-         alloc_mib / cpu_s, static_cast<unsigned long long>(total.checksum));
+  printf(
+      "workload_bench dist=%s threads=%llu ops=%llu cpu_s=%.4f user_s=%.4f "
+      "sys_s=%.4f wall_s=%.4f "
+      "allocs=%llu alloc_mib=%.1f mib_per_cpu_s=%.1f checksum=%llu\n",
+      params.small ? "small" : "loguniform",
+      static_cast<unsigned long long>(params.threads),
+      static_cast<unsigned long long>(params.ops), cpu_s, user_s, sys_s, wall_s,
+      static_cast<unsigned long long>(params.threads * params.ops), alloc_mib,
+      alloc_mib / cpu_s, static_cast<unsigned long long>(total.checksum));
   if (total.bad_blocks != 0) {
     fprintf(stderr, "workload_bench: %llu blocks were corrupted\n",
             static_cast<unsigned long long>(total.bad_blocks));
