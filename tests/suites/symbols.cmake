@@ -69,3 +69,71 @@ foreach(test profiler_symbolizer_test profiler_dwarf_reader_test)
     target_compile_definitions(${test} PRIVATE PA_SYM_FIXTURE_DIR="${_fx}")
   endif()
 endforeach()
+
+# --- 2. Integration tests ---------------------------------------------------------
+# Under a sanitizer the agent cannot be preloaded (the sanitizer runtime owns
+# malloc); see tests/integration/CMakeLists.txt.
+if(NOT PA_SANITIZE STREQUAL "")
+  message(STATUS "symbols integration tests: skipped under PA_SANITIZE=${PA_SANITIZE}")
+  return()
+endif()
+
+find_program(PA_SYM_GO go)
+if(NOT PA_SYM_GO)
+  set(PA_SYM_GO "")
+endif()
+find_program(PA_SYM_READELF NAMES readelf ${CMAKE_READELF})
+if(NOT PA_SYM_READELF)
+  set(PA_SYM_READELF "")
+endif()
+
+set(PA_SYM_PROGRAM_DIR ${CMAKE_CURRENT_BINARY_DIR}/symbols_programs)
+
+# The library the program dlopens and dlcloses.
+add_library(pa_sym_dl SHARED ${PA_SYM_DIR}/programs/sym_dl_lib.cc)
+target_compile_options(pa_sym_dl PRIVATE -O2 -g)
+target_link_options(pa_sym_dl PRIVATE -Wl,--build-id)
+set_target_properties(pa_sym_dl PROPERTIES
+  NO_SONAME ON
+  LIBRARY_OUTPUT_DIRECTORY ${PA_SYM_PROGRAM_DIR})
+
+# sym_program_plain (LD_PRELOAD) and sym_program_linked (pprof_agent::Start),
+# named as tests/integration/integration_util.cc's StartProgram expects.
+set(_sym_programs "")
+foreach(flavour plain linked)
+  set(target sym_program_${flavour})
+  add_executable(${target} ${PA_SYM_DIR}/programs/sym_program.cc)
+  target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_options(${target} PRIVATE -O2 -g)
+  target_link_options(${target} PRIVATE -Wl,--build-id)
+  target_link_libraries(${target} PRIVATE ${CMAKE_DL_LIBS})
+  set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PA_SYM_PROGRAM_DIR})
+  if(flavour STREQUAL "linked")
+    target_link_libraries(${target} PRIVATE pprof_agent::pprof_agent)
+    target_compile_definitions(${target} PRIVATE PA_IT_LINKED=1)
+  endif()
+  list(APPEND _sym_programs ${target})
+endforeach()
+
+add_executable(symbols_test
+  ${PA_SYM_DIR}/symbols_test.cc
+  ${PA_SYM_DIR}/symbols_util.cc
+  ${CMAKE_SOURCE_DIR}/tests/integration/subprocess.cc
+  ${CMAKE_SOURCE_DIR}/tests/integration/integration_util.cc)
+target_include_directories(symbols_test PRIVATE ${CMAKE_SOURCE_DIR} ${HTTPLIB_INCLUDE_DIR})
+target_link_libraries(symbols_test PRIVATE
+  pa_profile_pb ${ZLIB_STATIC}
+  GTest::gtest GTest::gmock GTest::gtest_main ${HTTPLIB_LIB} Threads::Threads)
+target_compile_definitions(symbols_test PRIVATE
+  PA_IT_AGENT_SO="$<TARGET_FILE:pprof_agent>"
+  PA_IT_PROGRAM_DIR="${PA_SYM_PROGRAM_DIR}"
+  PA_IT_GO="${PA_SYM_GO}"
+  PA_SYM_READELF="${PA_SYM_READELF}"
+  PA_SYM_DL_LIB="$<TARGET_FILE:pa_sym_dl>"
+  PA_SYM_PROGRAM_SOURCE="${PA_SYM_DIR}/programs/sym_program.cc"
+  PA_SYM_DL_SOURCE="${PA_SYM_DIR}/programs/sym_dl_lib.cc")
+add_dependencies(symbols_test pprof_agent pa_sym_dl ${_sym_programs})
+
+gtest_discover_tests(symbols_test
+  DISCOVERY_TIMEOUT 60
+  PROPERTIES LABELS integration TIMEOUT 90)
