@@ -20,6 +20,7 @@
 #include "http/log.h"
 #include "http/server.h"
 #include "pprof_agent/pprof_agent.h"
+#include "profiler/contention_profiler.h"
 #include "profiler/runtime.h"
 
 namespace pprof_agent {
@@ -78,6 +79,9 @@ __attribute__((constructor)) void AgentStartUp() {
     std::lock_guard<std::mutex> lock(state.mu);
     const Config& config = EnvConfigLocked(state);  // logs bad values
     internal::SetHeapRate(config.heap_rate);
+    internal::SetMutexRate(config.mutex_rate);
+    internal::SetBlockRate(config.block_rate);
+    internal::SetLockStacksPerSecond(config.lock_stacks_per_sec);
     // Hooks pass straight through until now: the environment is read and
     // the rate set, so the first sample uses the configured rate.
     internal::EnableSampling();

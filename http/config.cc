@@ -70,6 +70,36 @@ std::string ParseHeapRateVar(std::string_view value, Config* config) {
   return "";
 }
 
+std::string ParseMutexRateVar(std::string_view value, Config* config) {
+  int64_t rate = 0;
+  if (!ParseNonNegativeInt(value, &rate)) {
+    return "must be a non-negative integer (1 in N contended releases; "
+           "1 = every one, 0 = off)";
+  }
+  config->mutex_rate = rate;
+  return "";
+}
+
+std::string ParseBlockRateVar(std::string_view value, Config* config) {
+  int64_t rate = 0;
+  if (!ParseNonNegativeInt(value, &rate)) {
+    return "must be a non-negative integer (nanoseconds; waits this long "
+           "or longer are always recorded, shorter ones sampled; 0 = off)";
+  }
+  config->block_rate = rate;
+  return "";
+}
+
+std::string ParseLockStacksVar(std::string_view value, Config* config) {
+  int64_t rate = 0;
+  if (!ParseNonNegativeInt(value, &rate)) {
+    return "must be a non-negative integer (lock stack captures per second; "
+           "0 = no limit)";
+  }
+  config->lock_stacks_per_sec = rate;
+  return "";
+}
+
 std::string ParseMaxSecondsVar(std::string_view value, Config* config) {
   int64_t seconds = 0;
   if (!ParseNonNegativeInt(value, &seconds) || seconds < 1 ||
@@ -102,18 +132,24 @@ constexpr EnvVar kEnvVars[] = {
     {"ADDR", ParseAddrVar},           {"TOKEN", ParseTokenVar},
     {"HEAP_RATE", ParseHeapRateVar},  {"MAX_SECONDS", ParseMaxSecondsVar},
     {"AUTOSTART", ParseAutostartVar},
+    {"MUTEX_RATE", ParseMutexRateVar},  {"BLOCK_RATE", ParseBlockRateVar},
+    {"LOCK_STACKS_PER_SEC", ParseLockStacksVar},
 };
 
 // Names a newer agent reads: accepted without a warning, so that one
 // environment can serve several agent versions.
-constexpr std::string_view kReservedVars[] = {"CPU_HZ", "MUTEX_RATE",
-                                              "BLOCK_RATE"};
+constexpr std::string_view kReservedVars[] = {"CPU_HZ"};
 
 std::string DefaultText(std::string_view name, const Config& defaults) {
   if (name == "ADDR") return defaults.address;
   if (name == "HEAP_RATE") return std::to_string(defaults.heap_rate);
   if (name == "MAX_SECONDS") return std::to_string(defaults.max_seconds);
   if (name == "TOKEN") return "no token";
+  if (name == "MUTEX_RATE") return std::to_string(defaults.mutex_rate);
+  if (name == "BLOCK_RATE") return std::to_string(defaults.block_rate);
+  if (name == "LOCK_STACKS_PER_SEC") {
+    return std::to_string(defaults.lock_stacks_per_sec);
+  }
   return "the default";
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pprof_agent/pprof_agent.h"
+#include "profiler/contention_profiler.h"
 #include "profiler/runtime.h"
 
 namespace pprof_agent::internal {
@@ -34,6 +35,11 @@ struct Config {
   std::string address = kDefaultAddress;  // "host:port" or "off"
   std::string token;                      // empty: no authentication
   int64_t heap_rate = kDefaultHeapRate;   // bytes; 1 = all, 0 = off
+  // Contention profiles (profiler/contention_profiler.h): 1 in N contended
+  // releases; wait threshold in ns; stack captures per second (0 = no cap).
+  int64_t mutex_rate = kDefaultMutexRate;
+  int64_t block_rate = kDefaultBlockRate;
+  int64_t lock_stacks_per_sec = kDefaultLockStacksPerSecond;
   int64_t max_seconds = kDefaultMaxSeconds;
   Autostart autostart = Autostart::kDefault;
   // LD_PRELOAD names this library (derived, not a PPROF_AGENT_ variable).

@@ -14,6 +14,7 @@
 #include <exception>
 #include <string_view>
 
+#include "profiler/contention_profiler.h"
 #include "profiler/heap_profiler.h"
 #include "profiler/runtime.h"
 #include "profiler/symbolizer.h"
@@ -27,8 +28,7 @@ constexpr std::string_view kPrefix = "/debug/pprof/";
 // Profiles Go serves that the agent does not serve yet: 501 rather than 404,
 // so that a scraper's configuration error (404) and our gap (501) differ.
 constexpr std::string_view kNotImplemented[] = {
-    "profile",      "mutex",       "block",       "goroutine",
-    "threadcreate", "delta_mutex", "delta_block",
+    "profile", "goroutine", "threadcreate",
 };
 
 // Compares in time that depends only on the lengths, so the response time
@@ -80,6 +80,20 @@ bool ReadWholeFile(const char* path, std::string* out) {
   ::close(fd);
   *out = std::move(data);
   return true;
+}
+
+// The contention profiles' line under the index table.
+std::string ContentionIndexNote(const ContentionCounts& mutex,
+                                const ContentionCounts& block) {
+  return "<p>pprof-agent: mutex profile records 1 in " +
+         std::to_string(MutexRate()) +
+         " contended releases (0: off); block profile records waits of " +
+         std::to_string(BlockRate()) +
+         " ns and more, shorter ones sampled (0: off); " +
+         std::to_string(mutex.dropped + block.dropped) +
+         " lock stack captures dropped, " +
+         std::to_string(mutex.carried + block.carried) +
+         " events over the capture budget folded into later samples.</p>\n";
 }
 
 bool IsHeapProfile(std::string_view name) {
@@ -186,6 +200,10 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
   if (name == "symbol") return Symbol(request);
   if (IsHeapProfile(name)) return Heap(name, request);
   if (name == "delta_heap") return DeltaHeap(request);
+  if (name == "mutex" || name == "block") return Contention(name, request);
+  if (name == "delta_mutex" || name == "delta_block") {
+    return DeltaContention(name, request);
+  }
   for (std::string_view n : kNotImplemented) {
     if (name == n)
       return ErrorResponse(501, "profile not implemented yet: " + name);
@@ -195,6 +213,8 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
 
 HttpResponse Handlers::Index() {
   const HeapCounts counts = HeapCountsNow();
+  const ContentionCounts mutex = ContentionCountsNow(ContentionKind::kMutex);
+  const ContentionCounts block = ContentionCountsNow(ContentionKind::kBlock);
   struct Row {
     const char* name;
     std::string count;  // "" for endpoints that are not profiles
@@ -205,11 +225,17 @@ HttpResponse Handlers::Index() {
   const Row rows[] = {
       {"allocs", std::to_string(counts.stacks),
        "A sampling of all past memory allocations (count: allocation sites)"},
+      {"block", std::to_string(block.stacks),
+       "Stack traces that led to blocking on pthread mutexes, rwlocks, "
+       "condition variables and spinlocks (count: stacks)"},
       {"cmdline", "", "The command line invocation of the current program"},
       {"heap", std::to_string(counts.live_samples),
        "A sampling of memory allocations of live objects (count: live sampled "
        "blocks). Add ?seconds=N for a delta; the gc parameter is accepted and "
        "ignored."},
+      {"mutex", std::to_string(mutex.stacks),
+       "Stack traces of holders of contended pthread mutexes and rwlocks "
+       "(count: stacks)"},
       {"symbol", "", "Maps given program counters to function names"},
   };
   std::string html =
@@ -233,8 +259,8 @@ HttpResponse Handlers::Index() {
           " bytes on average (0: off, 1: every allocation); " +
           std::to_string(counts.dropped) +
           " heap samples dropped (tables full or busy; see the profile's "
-          "comments).</p>\n"
-          "</body>\n</html>\n";
+          "comments).</p>\n" +
+          ContentionIndexNote(mutex, block) + "</body>\n</html>\n";
   HttpResponse response;
   response.content_type = "text/html; charset=utf-8";
   response.body = std::move(html);

@@ -19,6 +19,7 @@
 namespace pprof_agent::internal {
 
 struct HeapRaw;
+struct ContentionRaw;
 
 struct HttpRequest {
   std::string method;         // "GET", "HEAD", "POST"
@@ -78,6 +79,10 @@ class Handlers {
   HttpResponse Symbol(const HttpRequest& request);
   HttpResponse Heap(const std::string& name, const HttpRequest& request);
   HttpResponse DeltaHeap(const HttpRequest& request);
+  // mutex, block, delta_mutex, delta_block (contention_handlers.cc).
+  HttpResponse Contention(const std::string& name, const HttpRequest& request);
+  HttpResponse DeltaContention(const std::string& name,
+                               const HttpRequest& request);
 
   // Delta waits: Begin fails (with the response to send) when too many wait
   // or the server is stopping; Sleep returns false when woken by Shutdown().
@@ -96,6 +101,11 @@ class Handlers {
   // Baseline of /delta_heap (Pyroscope): the previous request's collection.
   std::mutex delta_heap_mu_;
   std::unique_ptr<HeapRaw> last_delta_heap_;  // guarded by delta_heap_mu_
+
+  // Baselines of /delta_mutex and /delta_block.
+  std::mutex delta_contention_mu_;
+  std::unique_ptr<ContentionRaw> last_delta_mutex_;  // guarded by the above
+  std::unique_ptr<ContentionRaw> last_delta_block_;  // guarded by the above
 };
 
 }  // namespace pprof_agent::internal

@@ -669,4 +669,62 @@ std::string LegacyHeapText(const Snapshot& snapshot, Symbolizer& symbols) {
   return LegacyHeapText(snapshot, source);
 }
 
+std::string LegacyContentionText(const Snapshot& snapshot,
+                                 std::string_view name,
+                                 int64_t sampling_period,
+                                 SymbolSource& symbols) {
+  const int contentions = FindType(snapshot, "contentions");
+  const int delay = FindType(snapshot, "delay");
+  if (contentions < 0 || delay < 0) return GenericText(snapshot, symbols);
+  std::vector<std::string> comments = snapshot.comments;
+  struct Row {
+    int64_t delay;
+    int64_t count;
+    const Stack* stack;
+  };
+  std::vector<Row> rows;
+  size_t malformed = 0;
+  for (const Sample& sample : snapshot.samples) {
+    if (IsMalformed(snapshot, sample)) {
+      ++malformed;
+      continue;
+    }
+    rows.push_back({sample.values[delay], sample.values[contentions],
+                    &snapshot.stacks[sample.stack]});
+  }
+  if (malformed > 0) comments.push_back(MalformedComment(malformed));
+  // Go sorts by cycles, largest first.
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.delay > b.delay;
+  });
+  std::string out = "--- ";
+  out.append(name);
+  out.append(":\ncycles/second=1000000000\n");
+  if (name == "mutex") {
+    out.append("sampling period=");
+    AppendInt(&out, sampling_period);
+    out.push_back('\n');
+  }
+  FrameCache cache(symbols);
+  for (const Row& row : rows) {
+    AppendInt(&out, row.delay);
+    out.push_back(' ');
+    AppendInt(&out, row.count);
+    AppendAddresses(*row.stack, &out);
+    // Go prints every frame of a contention record (printStackRecord with
+    // allFrames): the lock call itself is the point.
+    AppendStackRecord(*row.stack, /*all_frames=*/true, cache, &out);
+  }
+  AppendComments(comments, &out);
+  return out;
+}
+
+std::string LegacyContentionText(const Snapshot& snapshot,
+                                 std::string_view name,
+                                 int64_t sampling_period,
+                                 Symbolizer& symbols) {
+  SymbolizerSource source(symbols);
+  return LegacyContentionText(snapshot, name, sampling_period, source);
+}
+
 }  // namespace pprof_agent::internal

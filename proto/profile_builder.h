@@ -64,6 +64,21 @@ std::string Gzip(const std::string& data);
 std::string LegacyHeapText(const Snapshot& snapshot, Symbolizer& symbols);
 std::string LegacyHeapText(const Snapshot& snapshot, SymbolSource& symbols);
 
+// Go's legacy text of the mutex and block profiles (`mutex?debug=1`; Go's
+// runtime/pprof writeProfileInternal): "--- <name>:", "cycles/second=" (our
+// delays are nanoseconds, so 1e9 keeps pprof's conversion exact), for
+// "mutex" also "sampling period=<sampling_period>", then one
+// "<delay> <contentions> @ <addresses>" record per sample, largest delay
+// first, each followed by its "#\t" frame lines. Expects the sample types
+// contentions and delay; anything else gets the generic listing.
+std::string LegacyContentionText(const Snapshot& snapshot,
+                                 std::string_view name,
+                                 int64_t sampling_period, Symbolizer& symbols);
+std::string LegacyContentionText(const Snapshot& snapshot,
+                                 std::string_view name,
+                                 int64_t sampling_period,
+                                 SymbolSource& symbols);
+
 }  // namespace pprof_agent::internal
 
 #endif  // PPROF_AGENT_PROTO_PROFILE_BUILDER_H_

@@ -1,0 +1,101 @@
+// /debug/pprof/mutex, /block, /delta_mutex and /delta_block: Handlers
+// methods declared in handlers.h, kept apart from the heap endpoints.
+// Thin by rule: parse the query, collect, build, respond.
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "http/handlers.h"
+#include "profiler/contention_profiler.h"
+#include "profiler/symbolizer.h"
+#include "proto/profile_builder.h"
+
+namespace pprof_agent::internal {
+namespace {
+
+ContentionKind KindOf(const std::string& name) {
+  return name == "mutex" || name == "delta_mutex" ? ContentionKind::kMutex
+                                                  : ContentionKind::kBlock;
+}
+
+HttpResponse GzipResponse(std::string gzipped, const std::string& filename) {
+  if (gzipped.empty()) return ErrorResponse(500, "could not encode the profile");
+  HttpResponse response;
+  response.content_type = "application/octet-stream";
+  response.headers.emplace_back("Content-Disposition",
+                                "attachment; filename=\"" + filename + "\"");
+  response.body = std::move(gzipped);
+  return response;
+}
+
+}  // namespace
+
+HttpResponse Handlers::Contention(const std::string& name,
+                                  const HttpRequest& request) {
+  ProfileQuery query;
+  if (auto error = ParseProfileQuery(request.params, max_seconds_, &query)) {
+    return ErrorResponse(error->status, error->message);
+  }
+  const ContentionKind kind = KindOf(name);
+  if (query.seconds > 0) {
+    // Go's delta: contentions and delay are cumulative, so p1 - p0.
+    HttpResponse refusal;
+    if (!BeginWait(&refusal)) return refusal;
+    struct EndWaitOnExit {
+      Handlers* self;
+      ~EndWaitOnExit() { self->EndWait(); }
+    } end_wait{this};
+    const ContentionRaw p0 = CollectContention(kind);
+    if (!Sleep(query.seconds)) {
+      return ErrorResponse(503,
+                           "profile canceled: the agent's server is stopping");
+    }
+    const ContentionRaw p1 = CollectContention(kind);
+    const Snapshot snapshot = ContentionProfile(p1, &p0);
+    return GzipResponse(BuildProfileGzip(snapshot, Symbolizer::Global()),
+                        name + "-delta");
+  }
+  const ContentionRaw raw = CollectContention(kind);
+  const Snapshot snapshot = ContentionProfile(raw, nullptr);
+  if (query.debug != 0) {
+    HttpResponse response;
+    response.content_type = kTextContentType;
+    response.body =
+        LegacyContentionText(snapshot, name, raw.rate, Symbolizer::Global());
+    return response;
+  }
+  return GzipResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), name);
+}
+
+HttpResponse Handlers::DeltaContention(const std::string& name,
+                                       const HttpRequest& request) {
+  // Pyroscope's godeltaprof: values since the previous request of the same
+  // path; the first request returns absolute values. Protobuf only.
+  const std::string* seconds = FindParam(request.params, "seconds");
+  if (seconds != nullptr && !seconds->empty()) {
+    return ErrorResponse(
+        400, "\"seconds\" parameter is not supported for this profile type");
+  }
+  ProfileQuery query;
+  if (auto error = ParseProfileQuery(request.params, max_seconds_, &query)) {
+    return ErrorResponse(error->status, error->message);
+  }
+  if (query.debug != 0) {
+    return ErrorResponse(400, name + " supports only debug=0");
+  }
+  const ContentionKind kind = KindOf(name);
+  Snapshot snapshot;
+  {
+    // Collect and swap under one lock: concurrent scrapers get adjoining
+    // windows, nothing counted twice or lost.
+    std::lock_guard<std::mutex> lock(delta_contention_mu_);
+    std::unique_ptr<ContentionRaw>& last =
+        kind == ContentionKind::kMutex ? last_delta_mutex_ : last_delta_block_;
+    auto now = std::make_unique<ContentionRaw>(CollectContention(kind));
+    snapshot = ContentionProfile(*now, last.get());
+    last = std::move(now);
+  }
+  return GzipResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), name);
+}
+
+}  // namespace pprof_agent::internal
