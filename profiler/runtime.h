@@ -16,6 +16,13 @@ inline constexpr int64_t kDefaultHeapRate = 512 * 1024;
 void MarkCurrentThreadAsAgent();
 bool CurrentThreadIsAgent();
 
+// Whether `tid` is one of the agent's live threads (marked above), for code
+// that enumerates /proc/self/task and must skip them (the CPU profiler's
+// timers). At most kMaxAgentThreads are remembered; a thread leaves the set
+// when it exits, and a forked child starts with an empty set.
+inline constexpr int kMaxAgentThreads = 64;
+bool IsAgentThreadId(int32_t tid);
+
 // Mean bytes between heap samples: 1 = every allocation, 0 = off.
 void SetHeapRate(int64_t bytes);
 int64_t HeapRate();
