@@ -14,6 +14,8 @@
 #include <exception>
 #include <string_view>
 
+#include "http/lifetimes_handler.h"
+#include "profiler/container_classifier.h"
 #include "profiler/contention_profiler.h"
 #include "profiler/heap_profiler.h"
 #include "profiler/runtime.h"
@@ -200,6 +202,15 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
   if (name == "symbol") return Symbol(request);
   if (IsHeapProfile(name)) return Heap(name, request);
   if (name == "delta_heap") return DeltaHeap(request);
+  if (name == "lifetimes") {
+    return ServeLifetimes(request, max_seconds_, [this](int64_t seconds, HttpResponse* refusal) {
+      if (!BeginWait(refusal)) return false;
+      const bool slept = Sleep(seconds);
+      EndWait();
+      if (!slept) *refusal = ErrorResponse(503, "profile canceled: the agent's server is stopping");
+      return slept;
+    });
+  }
   if (name == "mutex" || name == "block") return Contention(name, request);
   if (name == "delta_mutex" || name == "delta_block") {
     return DeltaContention(name, request);
@@ -335,11 +346,13 @@ HttpResponse Handlers::Heap(const std::string& name,
                            "profile canceled: the agent's server is stopping");
     }
     const HeapRaw p1 = CollectHeap();
-    const Snapshot snapshot = HeapProfile(p1, &p0, default_type);
+    Snapshot snapshot = HeapProfile(p1, &p0, default_type);
+    AddContainerLabels(&snapshot, Symbolizer::Global());
     return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()),
                            name + "-delta");
   }
-  const Snapshot snapshot = HeapProfile(CollectHeap(), nullptr, default_type);
+  Snapshot snapshot = HeapProfile(CollectHeap(), nullptr, default_type);
+  AddContainerLabels(&snapshot, Symbolizer::Global());
   if (query.debug != 0) {
     // Go writes the legacy text for any debug > 0 on heap and allocs.
     return TextResponse(LegacyHeapText(snapshot, Symbolizer::Global()));
@@ -373,6 +386,7 @@ HttpResponse Handlers::DeltaHeap(const HttpRequest& request) {
     snapshot = HeapProfile(*now, last_delta_heap_.get(), "inuse_space");
     last_delta_heap_ = std::move(now);
   }
+  AddContainerLabels(&snapshot, Symbolizer::Global());
   return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()),
                          "delta_heap");
 }

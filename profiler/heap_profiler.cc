@@ -6,7 +6,13 @@
 //   stacks  kMaxStacks ids over kMaxFrames frames       (StackTable)
 //   live    kMaxLive slots of LiveSlot                  (one per live sample)
 //   buckets kBucketSlots of Bucket, keyed (stack, size) (cumulative counts)
+//   lifetimes kBucketSlots of LifetimeCounts, beside the buckets
 // HeapReservedBytes() reports the sum; README documents it as the cap.
+//
+// Lifetimes: a sampled allocation stores its monotonic time and its bucket's
+// index in its LiveSlot; its free (lock-free, as before) adds the sample's
+// weight to that bucket's histogram of lifetime classes with one atomic
+// add. An unsampled allocation or free pays nothing for it.
 #include "profiler/heap_profiler.h"
 
 #include <errno.h>
@@ -27,6 +33,7 @@
 #include "profiler/spinlock.h"
 #include "profiler/stack_capture.h"
 #include "profiler/stack_table.h"
+#include "profiler/thread_registry.h"
 
 extern "C" {
 void* __libc_memalign(size_t alignment, size_t size);
@@ -55,7 +62,17 @@ struct LiveSlot {
   double weight;
   uint32_t stack_id;
   uint32_t next_free;  // free-list link while the slot is unused
+  int64_t alloc_nanos;  // MonotonicNanos() at allocation
+  uint32_t bucket;      // index of its Bucket (and LifetimeCounts), or kNoSlot
+  uint32_t thread;      // ThreadHandle of the allocating thread, 0 if unknown
 };
+
+// Sum of the weights of a bucket's freed samples, by lifetime class. Added
+// to by free() without the lock.
+struct LifetimeCounts {
+  std::atomic<double> freed[kLifetimeClasses];
+};
+static_assert(std::atomic<double>::is_always_lock_free);
 
 struct Bucket {
   uint64_t size;
@@ -82,6 +99,7 @@ class HeapStore {
   // Guarded by `lock`:
   LiveSlot* live = nullptr;
   Bucket* buckets = nullptr;
+  LifetimeCounts* lifetimes = nullptr;
   uint32_t live_high_water = 0;
   uint32_t free_head = kNoSlot;
 
@@ -96,7 +114,15 @@ class HeapStore {
       munmap(l, sizeof(LiveSlot) * kMaxLive);
       return false;
     }
+    void* t = mmap(nullptr, sizeof(LifetimeCounts) * kBucketSlots, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (t == MAP_FAILED) {
+      munmap(l, sizeof(LiveSlot) * kMaxLive);
+      munmap(b, sizeof(Bucket) * kBucketSlots);
+      return false;
+    }
     buckets = static_cast<Bucket*>(b);
+    lifetimes = static_cast<LifetimeCounts*>(t);
     // Published last: HeapRecordFree reads `live` without the lock.
     __atomic_store_n(&live, static_cast<LiveSlot*>(l), __ATOMIC_RELEASE);
     return true;
@@ -123,24 +149,26 @@ class HeapStore {
                                                std::memory_order_relaxed));
   }
 
-  bool AddToBucket(uint32_t stack_id, uint64_t size, double weight) {
+  // Returns the bucket's index, or kNoSlot when the table is too full.
+  uint32_t AddToBucket(uint32_t stack_id, uint64_t size, double weight) {
     uint64_t h = (uint64_t{stack_id} * 0x9e3779b97f4a7c15ULL) ^ (size * 0xc2b2ae3d27d4eb4fULL);
     h ^= h >> 31;
     for (uint32_t probe = 0; probe < kBucketSlots; ++probe) {
-      Bucket& b = buckets[(h + probe) & (kBucketSlots - 1)];
+      const uint32_t index = static_cast<uint32_t>((h + probe) & (kBucketSlots - 1));
+      Bucket& b = buckets[index];
       if (b.stack_id == 0) {
         b.stack_id = stack_id;
         b.size = size;
         b.alloc_objects = weight;
-        return true;
+        return index;
       }
       if (b.stack_id == stack_id && b.size == size) {
         b.alloc_objects += weight;
-        return true;
+        return index;
       }
       if (probe > 64) break;  // table too full to be worth probing further
     }
-    return false;
+    return kNoSlot;
   }
 };
 
@@ -156,13 +184,28 @@ HeapStore& Store() {
 // are never copied mid-update.
 void AtForkPrepare() { Store().lock.Lock(); }
 void AtForkParent() { Store().lock.Unlock(); }
-void AtForkChild() { Store().lock.ResetAfterFork(); }
+void AtForkChild() {
+  Store().lock.ResetAfterFork();
+  ThreadRegistryAtForkChild();  // the forking thread has a new tid here
+}
 
 [[maybe_unused]] const bool g_atfork_registered = [] {
   Store();
   pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
   return true;
 }();
+
+}  // namespace
+
+namespace {
+
+const ThreadInfo* FindThread(const HeapRaw& raw, ThreadHandle handle) {
+  if (handle == 0) return nullptr;
+  auto it = std::lower_bound(raw.threads.begin(), raw.threads.end(), handle,
+                             [](const ThreadInfo& t, ThreadHandle h) { return t.handle < h; });
+  if (it == raw.threads.end() || it->handle != handle) return nullptr;
+  return &*it;
+}
 
 }  // namespace
 
@@ -188,6 +231,9 @@ void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
   auto* base = static_cast<unsigned char*>(__libc_memalign(header, size + header));
   if (base == nullptr) return nullptr;  // errno is glibc's ENOMEM
   const double weight = SampleWeight(size, rate);
+  // Sampled allocations only: one clock read, and the thread's cached handle.
+  const int64_t now = MonotonicNanos();
+  const ThreadHandle thread = ThreadRegistryCurrent();
 
   if (!store.lock.TryLockYielding(kLockSpins, kLockYields)) {
     store.drops.lock_busy.fetch_add(1, std::memory_order_relaxed);
@@ -198,12 +244,13 @@ void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
   }
   uint32_t slot = kNoSlot;
   uint32_t stack_id = 0;
+  uint32_t bucket = kNoSlot;
   if (!store.EnsureMapped()) {
     store.drops.live_full.fetch_add(1, std::memory_order_relaxed);
   } else if ((stack_id = store.stacks.Intern(pcs, depth)) == 0) {
     store.drops.stacks_full.fetch_add(1, std::memory_order_relaxed);
   } else {
-    if (!store.AddToBucket(stack_id, size, weight)) {
+    if ((bucket = store.AddToBucket(stack_id, size, weight)) == kNoSlot) {
       store.drops.buckets_full.fetch_add(1, std::memory_order_relaxed);
     }
     slot = store.AllocSlot();
@@ -217,6 +264,9 @@ void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
     s.size = size;
     s.weight = weight;
     s.stack_id = stack_id;
+    s.alloc_nanos = now;
+    s.bucket = bucket;
+    s.thread = thread;
     s.ptr.store(reinterpret_cast<uint64_t>(user), std::memory_order_release);
   }
   store.lock.Unlock();
@@ -264,6 +314,14 @@ bool HeapRecordFree(void* p) {
   void* base = reinterpret_cast<void*>(words[-2]);
   words[-1] = 0;  // so a stale copy of the tag can never match again
   HeapStore& store = Store();
+  // The slot is ours until PushFreed: read what the lifetime needs first.
+  const uint32_t bucket = s->bucket;
+  if (bucket != kNoSlot) {
+    const int64_t lived = MonotonicNanos() - s->alloc_nanos;
+    LifetimeCounts* lifetimes = __atomic_load_n(&store.lifetimes, __ATOMIC_ACQUIRE);
+    lifetimes[bucket].freed[LifetimeClass(lived)].fetch_add(s->weight,
+                                                            std::memory_order_relaxed);
+  }
   store.PushFreed(static_cast<uint32_t>(s - store.live));
   __libc_free(base);
   return true;
@@ -284,7 +342,7 @@ HeapRaw CollectHeap() {
   raw.sample_rate = HeapRate();
   HeapStore& store = Store();
   std::vector<HeapRaw::Record> buckets;
-  std::vector<std::tuple<uint32_t, uint64_t, double>> live;
+  std::vector<HeapRaw::LiveByThread> live;
   {
     // Copy under the lock with the heap untouched: the vectors are sized
     // first (allocating outside the lock), then filled.
@@ -299,7 +357,7 @@ HeapRaw CollectHeap() {
     for (uint32_t i = 0; i < store.live_high_water && live.size() < live.capacity(); ++i) {
       const LiveSlot& s = store.live[i];
       if (s.ptr.load(std::memory_order_acquire) != 0) {
-        live.emplace_back(s.stack_id, s.size, s.weight);
+        live.push_back(HeapRaw::LiveByThread{s.stack_id, s.size, s.thread, s.weight});
       }
     }
     for (uint32_t i = 0; i < kBucketSlots; ++i) {
@@ -310,6 +368,9 @@ HeapRaw CollectHeap() {
       r.stack_id = b.stack_id;
       r.size = b.size;
       r.alloc_objects = b.alloc_objects;
+      for (int c = 0; c < kLifetimeClasses; ++c) {
+        r.freed[c] = store.lifetimes[i].freed[c].load(std::memory_order_relaxed);
+      }
       buckets.push_back(r);
     }
     store.lock.Unlock();
@@ -318,7 +379,10 @@ HeapRaw CollectHeap() {
   std::sort(buckets.begin(), buckets.end(), [](const auto& a, const auto& b) {
     return std::tie(a.stack_id, a.size) < std::tie(b.stack_id, b.size);
   });
-  for (const auto& [stack_id, size, weight] : live) {
+  for (const HeapRaw::LiveByThread& l : live) {
+    const uint32_t stack_id = l.stack_id;
+    const uint64_t size = l.size;
+    const double weight = l.objects;
     HeapRaw::Record key;
     key.stack_id = stack_id;
     key.size = size;
@@ -336,6 +400,27 @@ HeapRaw CollectHeap() {
     }
   }
   raw.records = std::move(buckets);
+  // Live weights by (stack, size, thread), and who those threads are.
+  std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.stack_id, a.size, a.thread) < std::tie(b.stack_id, b.size, b.thread);
+  });
+  for (const HeapRaw::LiveByThread& l : live) {
+    HeapRaw::LiveByThread* last =
+        raw.live_by_thread.empty() ? nullptr : &raw.live_by_thread.back();
+    if (last != nullptr && last->stack_id == l.stack_id && last->size == l.size &&
+        last->thread == l.thread) {
+      last->objects += l.objects;
+    } else {
+      raw.live_by_thread.push_back(l);
+    }
+  }
+  std::vector<ThreadHandle> handles;
+  for (const HeapRaw::LiveByThread& l : raw.live_by_thread) {
+    if (l.thread != 0) handles.push_back(l.thread);
+  }
+  std::sort(handles.begin(), handles.end());
+  handles.erase(std::unique(handles.begin(), handles.end()), handles.end());
+  raw.threads = ThreadRegistryLookup(handles);
   uint32_t max_id = 0;
   for (const auto& r : raw.records) max_id = std::max(max_id, r.stack_id);
   raw.stack_begin.assign(max_id + 1, 0);
@@ -378,7 +463,7 @@ HeapCounts HeapCountsNow() {
 
 size_t HeapReservedBytes() {
   return Store().stacks.reserved_bytes() + sizeof(LiveSlot) * kMaxLive +
-         sizeof(Bucket) * kBucketSlots;
+         sizeof(Bucket) * kBucketSlots + sizeof(LifetimeCounts) * kBucketSlots;
 }
 
 Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
@@ -432,13 +517,105 @@ Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
                                                         p1.frames.begin() + end),
                                   false});
     }
-    Sample s;
-    s.stack = idx->second;
-    s.values = {alloc_objects, std::llround(alloc * static_cast<double>(r.size)),
-                inuse_objects,
-                std::llround(r.inuse_objects * static_cast<double>(r.size))};
-    s.labels.push_back(Label::Num("bytes", static_cast<int64_t>(r.size)));
-    snap.samples.push_back(std::move(s));
+    const int64_t size = static_cast<int64_t>(r.size);
+    auto add_sample = [&](int64_t objects, double bytes_weight, int64_t live_objects,
+                          double live_weight, const ThreadInfo* thread) {
+      Sample s;
+      s.stack = idx->second;
+      s.values = {objects, std::llround(bytes_weight * static_cast<double>(size)),
+                  live_objects, std::llround(live_weight * static_cast<double>(size))};
+      s.labels.push_back(Label::Num("bytes", size));
+      if (thread != nullptr) {
+        s.labels.push_back(Label::Str("thread_name", thread->name.empty() ? "?" : thread->name));
+        s.labels.push_back(Label::Str("thread_state", thread->exited ? "exited" : "alive"));
+      }
+      snap.samples.push_back(std::move(s));
+    };
+    // The live part, per allocating thread.
+    auto live_begin = std::lower_bound(
+        p1.live_by_thread.begin(), p1.live_by_thread.end(), r,
+        [](const HeapRaw::LiveByThread& a, const HeapRaw::Record& b) {
+          return std::tie(a.stack_id, a.size) < std::tie(b.stack_id, b.size);
+        });
+    auto live_end = live_begin;
+    while (live_end != p1.live_by_thread.end() && live_end->stack_id == r.stack_id &&
+           live_end->size == r.size) {
+      ++live_end;
+    }
+    if (inuse_objects == 0 || live_begin == live_end) {
+      add_sample(alloc_objects, alloc, inuse_objects, r.inuse_objects, nullptr);
+      continue;
+    }
+    if (alloc_objects != 0) add_sample(alloc_objects, alloc, 0, 0, nullptr);
+    for (auto it = live_begin; it != live_end; ++it) {
+      const int64_t n = std::llround(it->objects);
+      if (n == 0) continue;
+      add_sample(0, 0, n, it->objects, FindThread(p1, it->thread));
+    }
+  }
+  return snap;
+}
+
+Snapshot LifetimesProfile(const HeapRaw& p1, const HeapRaw* base) {
+  Snapshot snap;
+  snap.sample_types = {{"alloc_objects", "count"}, {"alloc_space", "bytes"}};
+  snap.period_type = {"space", "bytes"};
+  snap.period = p1.sample_rate;
+  snap.default_sample_type = "alloc_space";
+  snap.time_nanos = p1.time_nanos;
+  if (base != nullptr) snap.duration_nanos = p1.time_nanos - base->time_nanos;
+  snap.comments = p1.comments;
+  snap.comments.push_back(
+      "lifetime classes: <1ms, 1-10ms, 10-100ms, 100ms-1s, 1-10s, >10s (freed), "
+      "live (not freed yet)");
+
+  std::vector<HeapRaw::Record> before;
+  if (base != nullptr) {
+    before = base->records;
+    std::sort(before.begin(), before.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.stack_id, a.size) < std::tie(b.stack_id, b.size);
+    });
+  }
+  std::unordered_map<uint32_t, uint32_t> stack_index;
+  for (const HeapRaw::Record& r : p1.records) {
+    if (r.stack_id >= p1.stack_end.size()) continue;
+    const uint32_t begin = p1.stack_begin[r.stack_id];
+    const uint32_t end = p1.stack_end[r.stack_id];
+    if (begin == end) continue;
+    const HeapRaw::Record* old = nullptr;
+    if (base != nullptr) {
+      auto it = std::lower_bound(before.begin(), before.end(), r,
+                                 [](const auto& a, const auto& b) {
+                                   return std::tie(a.stack_id, a.size) <
+                                          std::tie(b.stack_id, b.size);
+                                 });
+      if (it != before.end() && it->stack_id == r.stack_id && it->size == r.size) {
+        old = &*it;
+      }
+    }
+    const int64_t size = static_cast<int64_t>(r.size);
+    auto add = [&](double weight, const char* lifetime) {
+      const int64_t objects = std::llround(weight);
+      if (objects <= 0) return;
+      auto [idx, inserted] = stack_index.emplace(r.stack_id, snap.stacks.size());
+      if (inserted) {
+        snap.stacks.push_back(Stack{std::vector<uint64_t>(p1.frames.begin() + begin,
+                                                          p1.frames.begin() + end),
+                                    false});
+      }
+      Sample s;
+      s.stack = idx->second;
+      s.values = {objects, std::llround(weight * static_cast<double>(size))};
+      s.labels.push_back(Label::Num("bytes", size));
+      s.labels.push_back(Label::Str("lifetime", lifetime));
+      snap.samples.push_back(std::move(s));
+    };
+    for (int c = 0; c < kLifetimeClasses; ++c) {
+      double freed = r.freed[c];
+      if (old != nullptr) freed -= old->freed[c];
+      add(freed, kLifetimeClassNames[c]);
+    }
+    add(r.inuse_objects, kLifetimeLive);
   }
   return snap;
 }

@@ -1,0 +1,47 @@
+// /debug/pprof/lifetimes; see lifetimes_handler.h.
+#include "http/lifetimes_handler.h"
+
+#include <string>
+#include <utility>
+
+#include "profiler/container_classifier.h"
+#include "profiler/heap_profiler.h"
+#include "profiler/symbolizer.h"
+#include "proto/profile_builder.h"
+
+namespace pprof_agent::internal {
+
+HttpResponse ServeLifetimes(const HttpRequest& request, int64_t max_seconds,
+                            const DeltaWait& wait) {
+  ProfileQuery query;
+  if (auto error = ParseProfileQuery(request.params, max_seconds, &query)) {
+    return ErrorResponse(error->status, error->message);
+  }
+  Snapshot snapshot;
+  std::string filename = "lifetimes";
+  if (query.seconds > 0) {
+    const HeapRaw p0 = CollectHeap();
+    HttpResponse refusal;
+    if (!wait(query.seconds, &refusal)) return refusal;
+    snapshot = LifetimesProfile(CollectHeap(), &p0);
+    filename += "-delta";
+  } else {
+    snapshot = LifetimesProfile(CollectHeap(), nullptr);
+  }
+  Symbolizer& symbolizer = Symbolizer::Global();
+  AddContainerLabels(&snapshot, symbolizer);
+  HttpResponse response;
+  if (query.debug != 0) {
+    response.content_type = kTextContentType;
+    response.body = LegacyHeapText(snapshot, symbolizer);
+    return response;
+  }
+  response.body = BuildProfileGzip(snapshot, symbolizer);
+  if (response.body.empty()) return ErrorResponse(500, "could not encode the profile");
+  response.content_type = "application/octet-stream";
+  response.headers.emplace_back("Content-Disposition",
+                                "attachment; filename=\"" + filename + "\"");
+  return response;
+}
+
+}  // namespace pprof_agent::internal
