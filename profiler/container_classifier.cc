@@ -76,8 +76,6 @@ constexpr ContainerPattern kContainerPatterns[] = {
     {Group::kConstruct, "std", "construct_at", FamilyRule::kNone, nullptr, 0, OpRule::kNone, nullptr, 0},
     {Group::kConstruct, "std", "_Construct", FamilyRule::kNone, nullptr, 0, OpRule::kNone, nullptr, 0},
     {Group::kConstruct, "std::allocator_traits", "construct", FamilyRule::kNone, nullptr, 0, OpRule::kNone, nullptr, 0},
-    {Group::kConstruct, "std::__new_allocator", "construct", FamilyRule::kNone, nullptr, 0, OpRule::kNone, nullptr, 0},
-    {Group::kConstruct, "__gnu_cxx::new_allocator", "construct", FamilyRule::kNone, nullptr, 0, OpRule::kNone, nullptr, 0},
 
     // --- std::unordered_{map,multimap,set,multiset} (std::_Hashtable) ------
     {Group::kStdHash, "std::__detail::_Hashtable_alloc", "_M_allocate_buckets", FamilyRule::kStdHashNode, nullptr, 1, OpRule::kSet, "buckets", 1},
@@ -103,7 +101,8 @@ constexpr ContainerPattern kContainerPatterns[] = {
     // --- std::{map,multimap,set,multiset} (std::_Rb_tree) -----------------
     {Group::kStdTree, "std::_Rb_tree", "_M_get_node", FamilyRule::kStdRbTree, nullptr, 2, OpRule::kSet, "node", 2},
     {Group::kStdTree, "std::_Rb_tree", "_M_insert_equal", FamilyRule::kStdRbTreeMulti, nullptr, 3, OpRule::kNone, nullptr, 0},
-    {Group::kStdTree, "std::_Rb_tree", "_M_insert_equal_pos", FamilyRule::kStdRbTreeMulti, nullptr, 3, OpRule::kNone, nullptr, 0},
+    {Group::kStdTree, "std::_Rb_tree", "_M_insert_equal_", FamilyRule::kStdRbTreeMulti, nullptr, 3, OpRule::kNone, nullptr, 0},
+    {Group::kStdTree, "std::_Rb_tree", "_M_insert_equal_lower", FamilyRule::kStdRbTreeMulti, nullptr, 3, OpRule::kNone, nullptr, 0},
     {Group::kStdTree, "std::_Rb_tree", "_M_emplace_equal", FamilyRule::kStdRbTreeMulti, nullptr, 3, OpRule::kNone, nullptr, 0},
     {Group::kStdTree, "std::_Rb_tree", "_M_emplace_hint_equal", FamilyRule::kStdRbTreeMulti, nullptr, 3, OpRule::kNone, nullptr, 0},
     {Group::kStdTree, "std::_Rb_tree", nullptr, FamilyRule::kStdRbTree, nullptr, 2, OpRule::kNone, nullptr, 0},
@@ -115,7 +114,6 @@ constexpr ContainerPattern kContainerPatterns[] = {
     // --- std::vector --------------------------------------------------------
     {Group::kStdVector, "std::_Vector_base", "_M_allocate", FamilyRule::kFixed, "std::vector", 2, OpRule::kSet, "alloc", 1},
     {Group::kStdVector, "std::vector", "_M_realloc_insert", FamilyRule::kFixed, "std::vector", 3, OpRule::kSet, "grow", 2},
-    {Group::kStdVector, "std::vector", "_M_realloc_append", FamilyRule::kFixed, "std::vector", 3, OpRule::kSet, "grow", 2},
     {Group::kStdVector, "std::vector", "_M_default_append", FamilyRule::kFixed, "std::vector", 3, OpRule::kSet, "grow", 2},
     {Group::kStdVector, "std::vector", "_M_fill_insert", FamilyRule::kFixed, "std::vector", 3, OpRule::kSet, "grow", 2},
     {Group::kStdVector, "std::vector", "_M_range_insert", FamilyRule::kFixed, "std::vector", 3, OpRule::kSet, "grow", 2},
@@ -128,7 +126,8 @@ constexpr ContainerPattern kContainerPatterns[] = {
     {Group::kStdDeque, "std::deque", "_M_reallocate_map", FamilyRule::kFixed, "std::deque", 3, OpRule::kSet, "grow", 2},
     {Group::kStdDeque, "std::deque", nullptr, FamilyRule::kFixed, "std::deque", 3, OpRule::kNone, nullptr, 0},
 
-    // --- std::basic_string (std::__cxx11::basic_string; _Rep: the old ABI) --
+    // --- std::basic_string (std::__cxx11::basic_string; _Rep: the old ABI,
+    // whose std::string/std::wstring abbreviations Parse() expands) --------
     {Group::kStdString, "std::basic_string", "_M_create", FamilyRule::kFixed, "std::basic_string", 3, OpRule::kSet, "alloc", 1},
     {Group::kStdString, "std::basic_string::_Rep", "_S_create", FamilyRule::kFixed, "std::basic_string", 3, OpRule::kSet, "alloc", 1},
     {Group::kStdString, "std::basic_string", "_M_mutate", FamilyRule::kFixed, "std::basic_string", 3, OpRule::kSet, "grow", 2},
@@ -158,7 +157,6 @@ constexpr ContainerPattern kContainerPatterns[] = {
     {Group::kBoostHash, "boost::unordered::detail::table", "reserve_for_insert", FamilyRule::kBoostTable, nullptr, 2, OpRule::kBucketsOnly, "rehash", 2},
     {Group::kBoostHash, "boost::unordered::detail::table", "resize_and_add_node_unique", FamilyRule::kBoostTable, nullptr, 2, OpRule::kBucketsOnly, "rehash", 2},
     {Group::kBoostHash, "boost::unordered::detail::table", "rehash", FamilyRule::kBoostTable, nullptr, 2, OpRule::kBucketsOnly, "buckets", 3},
-    {Group::kBoostHash, "boost::unordered::detail::table", "reserve", FamilyRule::kBoostTable, nullptr, 2, OpRule::kBucketsOnly, "buckets", 3},
     {Group::kBoostHash, "boost::unordered::detail::table", nullptr, FamilyRule::kBoostTable, nullptr, 2, OpRule::kNone, nullptr, 0},
     {Group::kBoostHash, "boost::unordered::detail::node_constructor", "create_node", FamilyRule::kBoostNode, nullptr, 1, OpRule::kSet, "node", 2},
     {Group::kBoostHash, "boost::unordered::unordered_map", "reserve", FamilyRule::kFixed, "boost::unordered_map", 3, OpRule::kBucketsOnly, "buckets", 3},
@@ -310,6 +308,8 @@ ParsedFrame Parse(std::string_view demangled) {
     }
     if (IsInlineNamespace(last_base, base)) continue;
     if (!f.scope.empty()) f.scope += "::";
+    // The demangler abbreviates the old ABI's std::basic_string<char> (Ss).
+    if (f.scope == "std::" && (base == "string" || base == "wstring")) base = "basic_string";
     f.scope += base;
     last_base = base;
     if (!args.empty()) f.args = std::string(args);
@@ -475,6 +475,11 @@ std::string QualifiedFunctionName(std::string_view s) {
     const size_t open = s.rfind(" [clone ");
     if (open == std::string_view::npos) break;
     s = Trim(s.substr(0, open));
+  }
+  // A symbol version from a dynamic symbol table: "...)@@GLIBCXX_3.4".
+  if (const size_t at = s.find('@'); at != std::string_view::npos &&
+                                      s.find(')', at) == std::string_view::npos) {
+    s = Trim(s.substr(0, at));
   }
   // Trailing qualifiers of a member function.
   for (bool changed = true; changed;) {
