@@ -20,9 +20,6 @@ constexpr int64_t kMiB = 1024 * 1024;
 constexpr int64_t kLiveBytes = 32 * kMiB;    // RetainLiveBlocks: 512 x 64 KiB
 constexpr int64_t kChurnBytes = 256 * kMiB;  // ChurnTemporaries: 65536 x 4 KiB
 
-#define SKIP_WITHOUT_GO()                                        \
-  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time"
-
 class HeapProfile : public ::testing::Test {
  protected:
   // Runs it_alloc "sites" in `flavour` and checks, through `go tool pprof`
@@ -105,12 +102,12 @@ void HeapProfile::ExpectSitesByName(Flavour flavour) {
 }
 
 TEST_F(HeapProfile, PreloadedProgramShowsAllocationSitesByName) {
-  SKIP_WITHOUT_GO();
+  PA_IT_SKIP_WITHOUT_GO();
   ExpectSitesByName(Flavour::kPreloaded);
 }
 
 TEST_F(HeapProfile, LinkedProgramShowsAllocationSitesByName) {
-  SKIP_WITHOUT_GO();
+  PA_IT_SKIP_WITHOUT_GO();
   ExpectSitesByName(Flavour::kLinked);
 }
 
@@ -121,7 +118,7 @@ TEST_F(HeapProfile, LinkedProgramShowsAllocationSitesByName) {
 // not push its first sample far out (they once pushed it 16 MiB out, which
 // hid half of these blocks).
 TEST_F(HeapProfile, FirstAllocationsOfMainAreSampled) {
-  SKIP_WITHOUT_GO();
+  PA_IT_SKIP_WITHOUT_GO();
   for (Flavour flavour : {Flavour::kPreloaded, Flavour::kLinked}) {
     SCOPED_TRACE(FlavourName(flavour));
     std::string error;
@@ -145,7 +142,7 @@ TEST_F(HeapProfile, FirstAllocationsOfMainAreSampled) {
 // 256 MiB before the window, is absent, and blocks still live from before
 // the window count in inuse_*.
 TEST_F(HeapProfile, DeltaAllocsCoversOnlyItsWindow) {
-  SKIP_WITHOUT_GO();
+  PA_IT_SKIP_WITHOUT_GO();
   std::string error;
   auto program =
       StartProgram("it_alloc", Flavour::kPreloaded, {"loop"}, {}, true, &error);
@@ -198,7 +195,7 @@ TEST_F(HeapProfile, DeltaAllocsCoversOnlyItsWindow) {
 // every fetch answers, every profile is valid for pprof and names the
 // allocating function, and the process exits normally.
 TEST_F(HeapProfile, ProfilesStayValidWhileThreadsAllocateAndFreeAcrossThreads) {
-  SKIP_WITHOUT_GO();
+  PA_IT_SKIP_WITHOUT_GO();
   std::string error;
   EnvChanges env;
   env.set["PPROF_AGENT_HEAP_RATE"] = "4096";

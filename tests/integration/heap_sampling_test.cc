@@ -109,12 +109,12 @@ void ExpectEstimatesWithinTolerance(Flavour flavour) {
 }
 
 TEST(HeapSampling, PreloadedAllocsEstimateEveryObjectCountWithinTenPercent) {
-  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+  PA_IT_SKIP_WITHOUT_GO();
   ExpectEstimatesWithinTolerance(Flavour::kPreloaded);
 }
 
 TEST(HeapSampling, LinkedAllocsEstimateEveryObjectCountWithinTenPercent) {
-  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+  PA_IT_SKIP_WITHOUT_GO();
   ExpectEstimatesWithinTolerance(Flavour::kLinked);
 }
 

@@ -201,10 +201,12 @@ std::unique_ptr<httplib::Client> MakeClient(int port, Millis timeout) {
 
 }  // namespace
 
-HttpResult HttpGet(int port, const std::string& path_and_query, Millis timeout) {
+HttpResult HttpGet(int port, const std::string& path_and_query, Millis timeout,
+                   const HttpHeaders& extra_headers) {
   auto client = MakeClient(port, timeout);
   // No Accept-Encoding: we want the identity body.
   httplib::Headers headers = {{"Accept-Encoding", "identity"}};
+  for (const auto& [name, value] : extra_headers) headers.emplace(name, value);
   return FromHttplib(client->Get(path_and_query, headers));
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/integration/subprocess.h"
@@ -20,6 +21,11 @@ namespace pprof_agent::integration {
 const char* AgentLibraryPath();
 const char* GoBinaryPath();  // "" when go was not found
 std::string ProgramPath(const std::string& name);
+
+// For tests that need `go tool pprof`.
+#define PA_IT_SKIP_WITHOUT_GO()                                      \
+  if (*::pprof_agent::integration::GoBinaryPath() == '\0')           \
+  GTEST_SKIP() << "go was not found when the build was configured"
 
 // Bounds used everywhere: no single wait in these tests is unbounded.
 inline constexpr Millis kStartTimeout{15000};
@@ -80,8 +86,9 @@ struct HttpResult {
   std::string body;
   std::string Header(const std::string& name) const;  // case-insensitive
 };
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 HttpResult HttpGet(int port, const std::string& path_and_query,
-                   Millis timeout = kHttpTimeout);
+                   Millis timeout = kHttpTimeout, const HttpHeaders& headers = {});
 HttpResult HttpPost(int port, const std::string& path, const std::string& body,
                     Millis timeout = kHttpTimeout);
 

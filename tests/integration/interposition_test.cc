@@ -102,7 +102,7 @@ TEST(Interposition, EveryAllocationEntryPointBehavesAsWithoutTheAgent) {
 
 // At rate 1 nothing is scaled: each live block counts once at its size.
 TEST(Interposition, RateOneHeapProfileShowsOperatorNewCallSites) {
-  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+  PA_IT_SKIP_WITHOUT_GO();
   for (Flavour flavour : {Flavour::kPreloaded, Flavour::kLinked}) {
     SCOPED_TRACE(FlavourName(flavour));
     RunMatrix(flavour, "1", [](const AgentProgram& program) {
@@ -139,7 +139,7 @@ TEST(Interposition, RateOneHeapProfileShowsOperatorNewCallSites) {
 // request of 2^64-2^20 bytes (the countdown is unsigned: a huge request must
 // not wrap it into a long gap).
 TEST(Interposition, RateOneRecordsAllocationsAfterAFailedHugeRequest) {
-  if (*GoBinaryPath() == '\0') GTEST_SKIP() << "go not found at configure time";
+  PA_IT_SKIP_WITHOUT_GO();
   TempDir tmp;
   std::string error;
   EnvChanges env;

@@ -19,6 +19,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 std::vector<std::string> AgentLogLines(const std::string& err) {
   std::vector<std::string> lines;
@@ -123,6 +124,62 @@ TEST(Startup, LinkedProgramOnBusyPortGetsErrorAndRuns) {
   const std::vector<std::string> lines = AgentLogLines(f.err);
   ASSERT_EQ(lines.size(), 1u) << f.err;
   EXPECT_THAT(lines[0], HasSubstr(std::to_string(busy.port())));
+}
+
+// DESIGN.md "safe by default": serving on a non-loopback address needs a
+// token; without one the agent refuses, in one line, and the program runs.
+TEST(Startup, NonLoopbackAddressWithoutTokenIsRefused) {
+  for (Flavour flavour : {Flavour::kPreloaded, Flavour::kLinked}) {
+    SCOPED_TRACE(FlavourName(flavour));
+    const Finished f = RunSites(flavour, "0.0.0.0:0");
+    EXPECT_TRUE(f.status.exited && f.status.code == 0) << f.status.Describe() << f.err;
+    EXPECT_THAT(f.out, HasSubstr("READY\n"));
+    const std::vector<std::string> lines = AgentLogLines(f.err);
+    ASSERT_EQ(lines.size(), 1u) << f.err;
+    EXPECT_THAT(lines[0], HasSubstr("token"));
+    EXPECT_EQ(ParseServingPort(lines[0]), 0);
+  }
+}
+
+// With a token the agent serves on every interface, and every endpoint
+// wants the token: as a Bearer header, or as ?token= for go tool pprof.
+TEST(Startup, NonLoopbackAddressWithTokenServesOnlyWithTheToken) {
+  EnvChanges env;
+  env.set["PPROF_AGENT_ADDR"] = "0.0.0.0:0";
+  env.set["PPROF_AGENT_TOKEN"] = "s3cret-token";
+  std::string error;
+  auto program = StartProgram("it_alloc", Flavour::kPreloaded, {"sites"}, env, true, &error);
+  ASSERT_TRUE(program.has_value()) << error;
+  const int port = program->port;
+  for (const char* path : {"/debug/pprof/heap", "/debug/pprof/cmdline",
+                           "/debug/pprof/symbol", "/debug/pprof/",
+                           "/debug/pprof/heap?token=wrong"}) {
+    SCOPED_TRACE(path);
+    const HttpResult r = HttpGet(port, path);
+    EXPECT_EQ(r.status, 401) << r.error << " " << r.body;
+    EXPECT_EQ(r.Header("X-Go-Pprof"), "1");
+    EXPECT_THAT(r.Header("WWW-Authenticate"), HasSubstr("Bearer"));
+  }
+  const HttpResult wrong = HttpGet(port, "/debug/pprof/heap", kHttpTimeout,
+                                   {{"Authorization", "Bearer s3cret-tokeN"}});
+  EXPECT_EQ(wrong.status, 401);
+  const HttpResult bearer = HttpGet(port, "/debug/pprof/heap", kHttpTimeout,
+                                    {{"Authorization", "Bearer s3cret-token"}});
+  EXPECT_EQ(bearer.status, 200) << bearer.error << " " << bearer.body;
+  const HttpResult query = HttpGet(port, "/debug/pprof/heap?token=s3cret-token");
+  EXPECT_EQ(query.status, 200) << query.error << " " << query.body;
+  if (*GoBinaryPath() != '\0') {
+    TempDir tmp;
+    const CommandResult top = GoPprof(
+        tmp, {"-top", "http://127.0.0.1:" + std::to_string(port) +
+                          "/debug/pprof/heap?token=s3cret-token"});
+    EXPECT_TRUE(top.ok()) << top.err;
+    EXPECT_THAT(top.out, HasSubstr("it::RetainLiveBlocks"));
+  }
+  // The token never appears in the agent's log.
+  EXPECT_THAT(program->process->err(), Not(HasSubstr("s3cret-token")));
+  program->process->CloseStdin();
+  EXPECT_TRUE(program->process->Wait(kExitTimeout).exited);
 }
 
 // A program that ends while a client waits for a delta profile exits at

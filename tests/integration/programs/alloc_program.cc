@@ -134,6 +134,7 @@ struct Batch {
   size_t sizes[kBlocks];
 };
 std::atomic<Batch*> g_handoff{nullptr};
+std::atomic<int> g_batches_done{0};
 
 void FreeBatch(Batch* b) {
   for (int i = 0; i < Batch::kBlocks; ++i) {
@@ -166,6 +167,7 @@ IT_SITE void ThreadedAllocator(int id, const std::atomic<bool>* stop) {
       b->sizes[i] = size;
     }
     if (Batch* old = g_handoff.exchange(b)) FreeBatch(old);
+    g_batches_done.fetch_add(1, std::memory_order_relaxed);
     usleep(200);
   }
 }
@@ -227,6 +229,10 @@ int main(int argc, char** argv) {
     std::atomic<bool> stop{false};
     std::vector<std::thread> workers;
     for (int i = 0; i < n; ++i) workers.emplace_back(it::ThreadedAllocator, i, &stop);
+    // Ready once the threads are well under way (bounded: 10 s).
+    for (int waited = 0; it::g_batches_done.load() < 16 * n && waited < 10000; ++waited) {
+      usleep(1000);
+    }
     it::AnnounceReady();
     const bool ok = it::WaitForStdinClose();
     stop.store(true);

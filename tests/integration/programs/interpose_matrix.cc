@@ -186,6 +186,20 @@ void CheckRealloc() {
   }
   free(g);
   std::printf("realloc growth chain: contents=%s\n", ok ? "ok" : "BAD");
+  // realloc of aligned blocks (a sampled one carries a bigger header).
+  for (size_t align : {size_t{64}, size_t{4096}}) {
+    for (size_t to : {size_t{10}, size_t{10000}, size_t{300000}}) {
+      void* a = aligned_alloc(align, 3000);
+      Fill(a, 3000, 5);
+      void* b = realloc(a, to);
+      const size_t kept = to < 3000 ? to : 3000;
+      std::printf("realloc(aligned_alloc(%zu,3000),%zu): %s contents=%s usable=%s\n",
+                  align, to, b ? "nonnull" : "null",
+                  b && Holds(b, kept, 5) ? "ok" : "BAD",
+                  b && malloc_usable_size(b) >= to ? "ok" : "BAD");
+      free(b);
+    }
+  }
 }
 
 void CheckReallocarray() {
@@ -203,7 +217,11 @@ void CheckReallocarray() {
   void* s = reallocarray(q, 100, 10);
   std::printf("reallocarray(p,100,10): %s contents=%s\n", s ? "nonnull" : "null",
               s && Holds(s, 100, 4) ? "ok" : "BAD");
-  free(s);
+  errno = 12345;
+  void* t = reallocarray(s, 0, 10);
+  std::printf("reallocarray(p,0,10): %s errno=%s\n", t ? "nonnull" : "null",
+              ErrnoName(errno).c_str());
+  if (t != nullptr) free(t);
 }
 
 void CheckAligned() {
@@ -232,6 +250,8 @@ void CheckAligned() {
   // glibc rounds a non-power-of-two alignment up to a power of two.
   CheckAlloc("memalign(24,100)", 32, 100, [] { return memalign(24, 100); });
   CheckAlloc("memalign(1,100)", 16, 100, [] { return memalign(1, 100); });
+  // glibc 2.36's aligned_alloc is memalign: a non-power-of-two is rounded up.
+  CheckAlloc("aligned_alloc(24,100)", 32, 100, [] { return aligned_alloc(24, 100); });
   CheckAlloc("memalign(64,2^62)", 64, 0, [] { return memalign(64, kHuge); });
   CheckAlloc("memalign(2^63+1,10)", 1, 0,
              [] { return memalign((size_t{1} << 63) + 1, 10); });
