@@ -49,8 +49,8 @@ std::string Hex(const uint8_t* p, size_t n) {
   return out;
 }
 
-// An ELF file held open through libelf: the descriptor and libelf's mapping
-// of it live together and close together.
+// An ELF file opened through libelf: libelf's mapping of it, and the
+// descriptor until ReleaseDescriptor(); both end with the object.
 class ElfFile {
  public:
   ElfFile() = default;
@@ -84,6 +84,19 @@ class ElfFile {
   }
 
   Elf* elf() const { return elf_; }
+
+  // Makes libelf hold the whole file in memory (its mapping, normally) and
+  // closes the descriptor: a reader keeps no file descriptor, whatever the
+  // number of objects, and still reads a file deleted or replaced since.
+  void ReleaseDescriptor() {
+    size_t size = 0;
+    if (elf_ == nullptr || fd_ < 0 || elf_rawfile(elf_, &size) == nullptr ||
+        elf_cntl(elf_, ELF_C_FDDONE) != 0) {
+      return;  // keep the descriptor: libelf may still read through it
+    }
+    close(fd_);
+    fd_ = -1;
+  }
 
  private:
   void Reset() {
@@ -430,6 +443,7 @@ std::unique_ptr<DwarfReader> DwarfReader::Open(const std::string& object_path,
                                                const std::string& debug_root) {
   if (!InitLibelf()) return nullptr;
   auto make = [](ElfFile file, DebugInfoSource source, std::string path) {
+    file.ReleaseDescriptor();
     auto reader = std::unique_ptr<DwarfReader>(new DwarfReader());
     reader->impl_->file = std::move(file);
     reader->source_ = source;

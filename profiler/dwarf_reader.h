@@ -51,10 +51,11 @@ class DwarfReader {
   // build: equal build ids when both are known, else the debuglink CRC.
   // Returns null when nothing fits.
   //
-  // The chosen file stays open (descriptor and mapping) for the reader's
-  // life: lookups keep working after the object is dlclose'd and even after
-  // the file is deleted or replaced on disk. Only the ELF headers are read
-  // here; the DWARF itself is opened on the first Lookup().
+  // The chosen file stays mapped (read-only, private; no descriptor is
+  // kept) for the reader's life: lookups keep working after the object is
+  // dlclose'd and even after the file is deleted or replaced on disk. Only
+  // the ELF headers are read here; the DWARF itself is parsed (and, when
+  // compressed, inflated) on the first Lookup().
   static std::unique_ptr<DwarfReader> Open(
       const std::string& object_path, const std::string& build_id,
       const std::string& debug_root = kDefaultDebugRoot);

@@ -307,10 +307,29 @@ TEST(DwarfReader, KeepsReadingAfterTheFileIsDeleted) {
   ASSERT_NE(reader, nullptr);
   ASSERT_TRUE(fs::remove(path));
   // The DWARF was not read yet: the first lookup reads it from the file
-  // held open since Open().
+  // mapped since Open().
   std::vector<FrameInfo> frames;
   ASSERT_TRUE(reader->Lookup(site.vaddr, &frames));
   ExpectFixtureFrames(frames, site.site);
+}
+
+TEST(DwarfReader, KeepsNoFileDescriptor) {
+  auto open_fds = [] {
+    return std::distance(fs::directory_iterator("/proc/self/fd"),
+                         fs::directory_iterator());
+  };
+  const auto before = open_fds();
+  std::vector<std::unique_ptr<DwarfReader>> readers;
+  for (const char* variant :
+       {"libpa_dwarf_fixture.so", "libpa_dwarf_fixture_debuglink.so",
+        "libpa_dwarf_fixture_noid_debuglink.so"}) {
+    const std::string path = Fixture(variant);
+    readers.push_back(DwarfReader::Open(path, BuildIdOf(path)));
+    ASSERT_NE(readers.back(), nullptr) << variant;
+    std::vector<FrameInfo> frames;
+    readers.back()->Lookup(0x1000, &frames);  // parses the DWARF
+  }
+  EXPECT_EQ(open_fds(), before);
 }
 
 TEST(DwarfReader, EveryAddressOfTheFixtureResolvesWithoutCrashing) {

@@ -353,5 +353,38 @@ TEST_F(Symbols, OfflineSymbolizationFindsLinesWithTheBinaryAtHand) {
   EXPECT_THAT(forced, HasSubstr("pa_sym_dl_allocate " + kDlSource + ":")) << forced;
 }
 
+// Not a test of size (no bound asserted): prints what file:line and inlined
+// frames cost in the gzip bytes of one heap profile, for the issue's
+// report. "Without lines" is the same profile as the agent wrote it before
+// it read DWARF (symbols_util.h: WithoutLines), re-encoded and gzipped the
+// same way (level 1) as the version with lines.
+TEST_F(Symbols, ReportsProfileSizeWithAndWithoutLines) {
+  Start(Flavour::kPreloaded);
+  std::string served;
+  auto p = FetchProto("allocs", &served);
+  ASSERT_TRUE(p.has_value());
+  const pb::Profile names_only = WithoutLines(*p);
+  const std::string with_lines = GzipBytes(p->SerializeAsString());
+  const std::string without_lines = GzipBytes(names_only.SerializeAsString());
+  int inlined = 0;
+  for (const pb::Location& loc : p->location()) inlined += loc.line_size() - 1;
+  std::printf(
+      "[ SIZE     ] allocs profile, %d samples, %d locations (%d inlined "
+      "frames), %d functions: served %zu gzip bytes; re-encoded with lines "
+      "%zu, without lines %zu (%d functions)\n",
+      p->sample_size(), p->location_size(), inlined, p->function_size(),
+      served.size(), with_lines.size(), without_lines.size(),
+      names_only.function_size());
+  RecordProperty("gzip_bytes_with_lines", std::to_string(with_lines.size()));
+  RecordProperty("gzip_bytes_without_lines", std::to_string(without_lines.size()));
+  EXPECT_GE(with_lines.size(), without_lines.size());
+  if (*GoBinaryPath() != '\0') {
+    // The stripped-down copy is still a profile pprof reads.
+    ASSERT_TRUE(WriteFile(tmp_.File("names.pb.gz"), without_lines));
+    EXPECT_THAT(Pprof({"-top", "-sample_index=alloc_space", tmp_.File("names.pb.gz")}),
+                HasSubstr("sym::RetainBlocks"));
+  }
+}
+
 }  // namespace
 }  // namespace pprof_agent::integration

@@ -4,6 +4,8 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <map>
+#include <vector>
 #include <regex>
 #include <utility>
 
@@ -31,9 +33,9 @@ std::string Gunzip(const std::string& gz) {
   return rc == Z_STREAM_END ? out : "";
 }
 
-std::string GzipBytes(const std::string& raw) {
+std::string GzipBytes(const std::string& raw, int level) {
   z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8,
                    Z_DEFAULT_STRATEGY) != Z_OK) {
     return "";
   }
@@ -78,6 +80,76 @@ pb::Profile WithoutSymbols(const pb::Profile& p) {
     m.set_has_line_numbers(false);
     m.set_has_inline_frames(false);
   }
+  return out;
+}
+
+pb::Profile WithoutLines(const pb::Profile& p) {
+  pb::Profile out = p;
+  // Functions: names only, and only those still used.
+  std::map<uint64_t, uint64_t> kept;  // old function id -> new
+  out.clear_function();
+  for (pb::Location& loc : *out.mutable_location()) {
+    if (loc.line_size() == 0) continue;
+    pb::Line outer = loc.line(loc.line_size() - 1);
+    loc.clear_line();
+    auto [it, inserted] = kept.try_emplace(outer.function_id(), kept.size() + 1);
+    if (inserted) {
+      for (const pb::Function& f : p.function()) {
+        if (f.id() != outer.function_id()) continue;
+        pb::Function* g = out.add_function();
+        g->set_id(it->second);
+        g->set_name(f.name());
+        g->set_system_name(f.system_name());
+        break;
+      }
+    }
+    pb::Line* line = loc.add_line();
+    line->set_function_id(it->second);
+  }
+  for (pb::Mapping& m : *out.mutable_mapping()) {
+    m.set_has_filenames(false);
+    m.set_has_line_numbers(false);
+    m.set_has_inline_frames(false);
+  }
+  // Compact the string table: every string field, renumbered in order of
+  // first use ("" stays at 0).
+  std::map<int64_t, int64_t> remap = {{0, 0}};
+  auto use = [&](int64_t old) {
+    auto [it, inserted] = remap.try_emplace(old, remap.size());
+    return it->second;
+  };
+  auto fix = [&](auto* msg, auto get, auto set) { (msg->*set)(use((msg->*get)())); };
+  for (pb::ValueType& t : *out.mutable_sample_type()) {
+    fix(&t, &pb::ValueType::type, &pb::ValueType::set_type);
+    fix(&t, &pb::ValueType::unit, &pb::ValueType::set_unit);
+  }
+  for (pb::Sample& s : *out.mutable_sample()) {
+    for (pb::Label& l : *s.mutable_label()) {
+      fix(&l, &pb::Label::key, &pb::Label::set_key);
+      fix(&l, &pb::Label::str, &pb::Label::set_str);
+      fix(&l, &pb::Label::num_unit, &pb::Label::set_num_unit);
+    }
+  }
+  for (pb::Mapping& m : *out.mutable_mapping()) {
+    fix(&m, &pb::Mapping::filename, &pb::Mapping::set_filename);
+    fix(&m, &pb::Mapping::build_id, &pb::Mapping::set_build_id);
+  }
+  for (pb::Function& f : *out.mutable_function()) {
+    fix(&f, &pb::Function::name, &pb::Function::set_name);
+    fix(&f, &pb::Function::system_name, &pb::Function::set_system_name);
+  }
+  fix(&out, &pb::Profile::drop_frames, &pb::Profile::set_drop_frames);
+  fix(&out, &pb::Profile::keep_frames, &pb::Profile::set_keep_frames);
+  fix(out.mutable_period_type(), &pb::ValueType::type, &pb::ValueType::set_type);
+  fix(out.mutable_period_type(), &pb::ValueType::unit, &pb::ValueType::set_unit);
+  for (int i = 0; i < out.comment_size(); ++i) out.set_comment(i, use(out.comment(i)));
+  fix(&out, &pb::Profile::default_sample_type, &pb::Profile::set_default_sample_type);
+  std::vector<std::string> strings(remap.size());
+  for (const auto& [old_index, new_index] : remap) {
+    strings[new_index] = Str(p, old_index);
+  }
+  out.clear_string_table();
+  for (std::string& s : strings) out.add_string_table(std::move(s));
   return out;
 }
 

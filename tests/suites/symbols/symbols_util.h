@@ -19,7 +19,8 @@ namespace pprof_agent::integration {
 namespace pb = ::pprof_agent::profiles;
 
 std::string Gunzip(const std::string& gz);  // "" on malformed input
-std::string GzipBytes(const std::string& raw);
+// gzip of `raw`; level 1 is what the agent serves with.
+std::string GzipBytes(const std::string& raw, int level = 1);
 
 // A gzip-compressed profile as served, parsed; nullopt with *error set when
 // it is not one.
@@ -34,6 +35,12 @@ std::string Str(const pb::Profile& p, int64_t index);
 // build id), but no functions, no lines and every has_* flag false, so that
 // pprof has to symbolize it.
 pb::Profile WithoutSymbols(const pb::Profile& p);
+
+// The profile as the agent wrote it before it read DWARF: one line per
+// location (the out-of-line function), no line numbers, functions with
+// names only, has_* flags but has_functions false, and the string table
+// compacted to what is still referred to. For comparing sizes.
+pb::Profile WithoutLines(const pb::Profile& p);
 
 // The "Build ID:" of `readelf -n <path>` (lowercase hex), "" if none.
 std::string ReadelfBuildId(const std::string& readelf, const std::string& path,
