@@ -157,14 +157,17 @@ TEST_F(Symbols, LinesShowAnInlinedCalleeAsItsOwnLineUnderItsCaller) {
   const std::string traces = Pprof(
       {"-traces", "-lines", "-sample_index=inuse_space", Url("heap")});
   const std::vector<std::string> lines = SplitLines(traces);
+  // Every trace through the site has the callee's line right above the
+  // caller's; the one of the live blocks (others may split off by labels,
+  // with no in-use bytes) carries their bytes.
   bool found = false;
   for (size_t i = 0; i + 1 < lines.size(); ++i) {
     if (lines[i].find(inlined) == std::string::npos) continue;
-    found = true;
-    EXPECT_THAT(lines[i], HasSubstr(kInlinedBytes));
+    found = found || lines[i].find(kInlinedBytes) != std::string::npos;
     EXPECT_THAT(lines[i + 1], HasSubstr(caller)) << traces;
   }
-  EXPECT_TRUE(found) << "no '" << inlined << "' in\n" << traces;
+  EXPECT_TRUE(found) << "no '" << kInlinedBytes << " " << inlined << "' in\n"
+                     << traces;
 
   // -top -lines gives the inlined callee its own row, with the bytes.
   const std::string top =
