@@ -9,10 +9,18 @@
 //                          strings made and freed on every request.
 //   profile (CPU)          ComputeChecksum.
 //   mutex / block          CacheLookup / CacheInsert share one std::mutex.
+//   container labels       (README "Finding map problems") ParseQueryParams
+//   and lifetimes          builds a small unordered_map per request (churn,
+//                          dies in < 1 ms); IndexRequestId grows one
+//                          unordered_map without reserve() (rehash growth);
+//                          BuildBatchReport runs in short-lived "demo-batch"
+//                          threads whose std::map reports outlive them (leak,
+//                          thread_state=exited).
 //
 // Only the public header of the agent is used, as a real service would.
 
 #include <pprof_agent/pprof_agent.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <unistd.h>
 
@@ -26,6 +34,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -75,6 +84,20 @@ std::unordered_map<std::string, std::string> g_cache;  // guarded by g_cache_mu
 
 std::mutex g_history_mu;
 std::map<uint64_t, std::string> g_session_history;  // guarded by g_history_mu
+
+// Every request id, in a map that is never reserved: it rehashes again and
+// again as it grows (stops at kMaxIndexedRequests, about 80 MiB).
+constexpr size_t kMaxIndexedRequests = size_t{1} << 21;
+std::mutex g_index_mu;
+std::unordered_map<uint64_t, uint64_t> g_request_index;  // guarded by g_index_mu
+
+// Reports built by short-lived batch threads and never dropped (up to
+// kMaxBatchReports, about 100 MiB): memory held after its thread exited.
+constexpr size_t kMaxBatchReports = 400;
+constexpr int kBatchReportEntries = 2000;
+constexpr auto kBatchEvery = std::chrono::seconds(2);
+std::mutex g_reports_mu;
+std::vector<std::unique_ptr<std::map<uint64_t, std::string>>> g_reports;  // guarded
 
 }  // namespace
 
@@ -192,6 +215,54 @@ DEMO_NOINLINE void RecordSessionHistory(const RequestContext& ctx,
   }
 }
 
+// Churn: a small map per request, freed when the request is done.
+DEMO_NOINLINE uint64_t ParseQueryParams(const RequestContext& ctx) {
+  std::unordered_map<std::string, std::string> params;
+  params.reserve(8);
+  params["user"] = std::to_string(ctx.user);
+  params["id"] = std::to_string(ctx.id);
+  params["trace"] = ctx.headers.at("x-trace");
+  params["path"] = ctx.path;
+  uint64_t h = 0;
+  for (const auto& [name, value] : params) h += name.size() * 31 + value.size();
+  return h;
+}
+
+// Growth: one map that only ever grows, never reserved.
+DEMO_NOINLINE void IndexRequestId(uint64_t id, uint64_t checksum) {
+  std::lock_guard<std::mutex> lock(g_index_mu);
+  if (g_request_index.size() < kMaxIndexedRequests) g_request_index[id] = checksum;
+}
+
+// Leak: a batch thread builds a report and leaves it behind when it exits.
+DEMO_NOINLINE void BuildBatchReport(uint64_t batch) {
+  auto report = std::make_unique<std::map<uint64_t, std::string>>();
+  for (int i = 0; i < kBatchReportEntries; ++i) {
+    (*report)[batch * kBatchReportEntries + i] =
+        "batch " + std::to_string(batch) + " row " + std::to_string(i) +
+        std::string(48, '.');
+  }
+  std::lock_guard<std::mutex> lock(g_reports_mu);
+  if (g_reports.size() < kMaxBatchReports) g_reports.push_back(std::move(report));
+}
+
+// Starts one short-lived "demo-batch" thread every kBatchEvery.
+void BatchLoop() {
+  uint64_t batch = 0;
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    std::thread worker([b = batch++] {
+      pthread_setname_np(pthread_self(), "demo-batch");
+      BuildBatchReport(b);
+    });
+    worker.join();
+    for (auto slept = std::chrono::milliseconds(0);
+         slept < kBatchEvery && !g_stop.load(std::memory_order_relaxed);
+         slept += std::chrono::milliseconds(100)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
 size_t SessionHistorySize() {
   std::lock_guard<std::mutex> lock(g_history_mu);
   return g_session_history.size();
@@ -210,7 +281,8 @@ DEMO_NOINLINE void HandleRequest(Rng& rng) {
     CacheInsert(key, checksum);
   }
   if (id % kHistoryOneIn == 0) RecordSessionHistory(ctx, checksum);
-  g_checksum_sink.fetch_xor(checksum + cached.size(),
+  IndexRequestId(id, checksum);
+  g_checksum_sink.fetch_xor(checksum + cached.size() + ParseQueryParams(ctx),
                             std::memory_order_relaxed);
   g_requests_served.fetch_add(1, std::memory_order_relaxed);
 }
@@ -348,9 +420,14 @@ void PrintInstructions(const std::string& hostport) {
       "  go tool pprof -top %s/mutex\n"
       "      contention on the cache lock: CacheLookup / CacheInsert\n"
       "  go tool pprof -http=: %s/heap\n"
-      "      the same in a browser (flame graph, source view)\n\n",
+      "      the same in a browser (flame graph, source view)\n"
+      "  go tool pprof -top -tagfocus=container=std::unordered_map %s/allocs\n"
+      "      map churn and growth (README: Finding map problems)\n"
+      "  go tool pprof -top -tagfocus=thread_state=exited "
+      "-sample_index=inuse_space %s/heap\n"
+      "      memory still held by threads that have exited: BuildBatchReport\n\n",
       base.c_str(), base.c_str(), base.c_str(), base.c_str(), base.c_str(),
-      base.c_str(), base.c_str(), base.c_str());
+      base.c_str(), base.c_str(), base.c_str(), base.c_str(), base.c_str());
 }
 
 void PrintProgress(std::chrono::steady_clock::time_point start) {
@@ -433,6 +510,7 @@ int Main(int argc, char** argv) {
   std::vector<std::thread> workers;
   workers.reserve(flags.threads);
   for (int i = 0; i < flags.threads; ++i) workers.emplace_back(WorkerLoop, i);
+  std::thread batches(BatchLoop);
 
   const bool bounded = flags.duration_seconds > 0;
   const timespec deadline = MonotonicAfter(flags.duration_seconds);
@@ -456,6 +534,7 @@ int Main(int argc, char** argv) {
                 sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
   for (std::thread& t : workers) t.join();
+  batches.join();
   if (status.ok()) pprof_agent::Stop();
   PrintProgress(start);
   std::printf("pprof_agent_demo: done (checksum %016llx)\n",
