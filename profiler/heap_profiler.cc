@@ -546,11 +546,20 @@ Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
       add_sample(alloc_objects, alloc, inuse_objects, r.inuse_objects, nullptr);
       continue;
     }
-    if (alloc_objects != 0) add_sample(alloc_objects, alloc, 0, 0, nullptr);
+    // One sample per allocating thread; the alloc_* values ride on the
+    // thread holding the most, so that a stack still has one sample when
+    // one thread allocated it (-traces and debug=1 list it once).
+    auto largest = live_begin;
+    for (auto it = live_begin; it != live_end; ++it) {
+      if (it->objects > largest->objects) largest = it;
+    }
     for (auto it = live_begin; it != live_end; ++it) {
       const int64_t n = std::llround(it->objects);
-      if (n == 0) continue;
-      add_sample(0, 0, n, it->objects, FindThread(p1, it->thread));
+      if (it == largest) {
+        add_sample(alloc_objects, alloc, n, it->objects, FindThread(p1, it->thread));
+      } else if (n != 0) {
+        add_sample(0, 0, n, it->objects, FindThread(p1, it->thread));
+      }
     }
   }
   return snap;

@@ -78,10 +78,11 @@ HeapRaw CollectHeap();
 // duration_nanos = p1 - p0. `default_type` is "inuse_space" for heap and
 // "alloc_space" for allocs.
 //
-// Thread of origin: live objects are reported in samples of their own, one
-// per allocating thread, with labels `thread_name` and
-// `thread_state` (alive|exited) and zero alloc_* values; the alloc_* values
-// of the same (stack, size) are in a sample without thread labels.
+// Thread of origin: the live objects of a (stack, size) are reported in one
+// sample per allocating thread, labelled `thread_name` and `thread_state`
+// (alive|exited). The thread labels describe the live objects: the alloc_*
+// values of the (stack, size) ride on the sample of the thread holding the
+// most, so a stack allocated by one thread still has exactly one sample.
 Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
                      const std::string& default_type);
 

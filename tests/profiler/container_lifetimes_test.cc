@@ -101,28 +101,32 @@ TEST(HeapProfileThreads, LiveObjectsSplitByThread) {
   raw.live_by_thread = {{1, 100, 7, 3}, {1, 100, 9, 2}};
   raw.threads = {ThreadInfo{7, 100, "worker-1", false}, ThreadInfo{9, 101, "batch", true}};
   const Snapshot snap = HeapProfile(raw, nullptr, "inuse_space");
-  ASSERT_EQ(snap.samples.size(), 3u);
-  int64_t alloc = 0, inuse = 0;
+  ASSERT_EQ(snap.samples.size(), 2u);
+  std::map<std::string, std::vector<int64_t>> values_by_name;
   std::map<std::string, std::string> state_by_name;
   for (const Sample& s : snap.samples) {
-    alloc += s.values[0];
-    inuse += s.values[2];
     std::string name, state;
     for (const Label& l : s.labels) {
       if (l.key == "thread_name") name = l.str;
       if (l.key == "thread_state") state = l.str;
     }
-    if (s.values[2] == 0) {
-      EXPECT_EQ(name, "");  // the alloc part carries no thread
-    } else {
-      EXPECT_EQ(s.values[0], 0);
-      state_by_name[name] = state;
-    }
+    values_by_name[name] = s.values;
+    state_by_name[name] = state;
   }
-  EXPECT_EQ(alloc, 10);
-  EXPECT_EQ(inuse, 5);
+  // alloc_* ride on the thread holding the most.
+  EXPECT_EQ(values_by_name["worker-1"], (std::vector<int64_t>{10, 1000, 3, 300}));
+  EXPECT_EQ(values_by_name["batch"], (std::vector<int64_t>{0, 0, 2, 200}));
   EXPECT_EQ(state_by_name, (std::map<std::string, std::string>{{"worker-1", "alive"},
                                                                {"batch", "exited"}}));
+}
+
+TEST(HeapProfileThreads, OneThreadOneSample) {
+  HeapRaw raw = OneRecord(10, 5, {});
+  raw.live_by_thread = {{1, 100, 7, 5}};
+  raw.threads = {ThreadInfo{7, 100, "main", false}};
+  const Snapshot snap = HeapProfile(raw, nullptr, "inuse_space");
+  ASSERT_EQ(snap.samples.size(), 1u);
+  EXPECT_EQ(snap.samples[0].values, (std::vector<int64_t>{10, 1000, 5, 500}));
 }
 
 TEST(HeapProfileThreads, WithoutThreadInfoOneSample) {
