@@ -13,7 +13,7 @@
 // `valgrind --tool=callgrind --toggle-collect='*MeasuredLoop*'`, so warm-up
 // and start-up (including the agent's) are not counted. Keep that name.
 //
-// Usage: malloc_bench [--sizes=32|mixed|N,N,...] [--iters=N]
+// Usage: malloc_bench [--sizes=32|mixed|N,N,...] [--iters=N] [--warmup=N]
 //   --sizes=mixed cycles through 16,32,48,64,128,192,256,512 bytes, all
 //   within tcache's range (<= 1032 bytes), so every request is a tcache hit.
 //   A list is padded by repetition to a power of two entries.
@@ -75,7 +75,8 @@ int64_t NowNs(clockid_t clock) {
 [[noreturn]] void Usage(const char* message) {
   fprintf(stderr,
           "malloc_bench: %s\n"
-          "usage: malloc_bench [--sizes=32|mixed|N,N,...] [--iters=N]\n",
+          "usage: malloc_bench [--sizes=32|mixed|N,N,...] [--iters=N] "
+          "[--warmup=N]\n",
           message);
   exit(2);
 }
@@ -94,12 +95,15 @@ bool ParseU64(const char* text, uint64_t* out) {
 int main(int argc, char** argv) {
   std::string sizes_name = "32";
   uint64_t iters = kDefaultIters;
+  uint64_t warmup = kWarmUpIters;
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
     if (strncmp(arg, "--sizes=", 8) == 0) {
       sizes_name = arg + 8;
     } else if (strncmp(arg, "--iters=", 8) == 0) {
       if (!ParseU64(arg + 8, &iters) || iters == 0) Usage("bad --iters");
+    } else if (strncmp(arg, "--warmup=", 9) == 0) {
+      if (!ParseU64(arg + 9, &warmup)) Usage("bad --warmup");
     } else {
       Usage("unknown argument");
     }
@@ -132,7 +136,7 @@ int main(int argc, char** argv) {
     sizes.push_back(sizes[i % distinct]);
   const size_t mask = padded - 1;
 
-  WarmUpLoop(sizes.data(), mask, kWarmUpIters);
+  WarmUpLoop(sizes.data(), mask, warmup);
   const int64_t wall0 = NowNs(CLOCK_MONOTONIC);
   const int64_t cpu0 = NowNs(CLOCK_THREAD_CPUTIME_ID);
   MeasuredLoop(sizes.data(), mask, iters);
