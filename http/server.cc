@@ -218,6 +218,27 @@ httplib::Server::HandlerResponse FillLibraryError(const httplib::Request&,
   return httplib::Server::HandlerResponse::Handled;
 }
 
+// httplib reads a Content-Length it cannot parse ("abc", "-1") as 0 and
+// serves the request without its body; the rest of the bytes would then be
+// read as a request of their own. Refuse such framing before any handler
+// (or the body reader) runs: digits only, and repeated values must agree.
+httplib::Server::HandlerResponse RejectBadFraming(const httplib::Request& req,
+                                                  httplib::Response& res) {
+  const size_t count = req.get_header_value_count("Content-Length");
+  for (size_t i = 0; i < count; ++i) {
+    const std::string value = req.get_header_value("Content-Length", i);
+    if (value.empty() || value.size() > 19 ||
+        value.find_first_not_of("0123456789") != std::string::npos ||
+        value != req.get_header_value("Content-Length", 0)) {
+      HttpResponse response = ErrorResponse(400, "invalid Content-Length");
+      AddCommonHeaders(&response);
+      Send(response, res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -253,6 +274,14 @@ Status Server::Start(const Config& config) {
   http.set_read_timeout(kReadTimeoutSeconds);
   http.set_write_timeout(kWriteTimeoutSeconds);
   http.set_payload_max_length(kMaxRequestBodyBytes);
+  // One request per connection. With kServerThreads workers, a kept-alive
+  // connection holds a worker for the whole keep-alive timeout: a client
+  // that stalls mid-request held one for the read timeout plus 5 s more
+  // after its 400, and four idle keep-alive clients stopped the server.
+  // Profile clients make one request per connection anyway.
+  http.set_keep_alive_max_count(1);
+  http.set_pre_routing_handler(
+      httplib::Server::HandlerWithResponse(RejectBadFraming));
   http.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
   http.set_error_handler(
       httplib::Server::HandlerWithResponse(FillLibraryError));
