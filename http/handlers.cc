@@ -20,6 +20,8 @@
 #include "profiler/heap_profiler.h"
 #include "profiler/runtime.h"
 #include "profiler/symbolizer.h"
+#include "profiler/thread_create_profiler.h"
+#include "profiler/thread_dump.h"
 #include "proto/profile_builder.h"
 
 namespace pprof_agent::internal {
@@ -30,7 +32,7 @@ constexpr std::string_view kPrefix = "/debug/pprof/";
 // Profiles Go serves that the agent does not serve yet: 501 rather than 404,
 // so that a scraper's configuration error (404) and our gap (501) differ.
 constexpr std::string_view kNotImplemented[] = {
-    "profile", "goroutine", "threadcreate",
+    "profile",
 };
 
 // Compares in time that depends only on the lengths, so the response time
@@ -215,6 +217,8 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
   if (name == "delta_mutex" || name == "delta_block") {
     return DeltaContention(name, request);
   }
+  if (name == "goroutine") return Goroutine(request);
+  if (name == "threadcreate") return ThreadCreate(request);
   for (std::string_view n : kNotImplemented) {
     if (name == n)
       return ErrorResponse(501, "profile not implemented yet: " + name);
@@ -231,8 +235,7 @@ HttpResponse Handlers::Index() {
     std::string count;  // "" for endpoints that are not profiles
     const char* description;
   };
-  // Sorted by name, as Go lists them. Later profiles join as they land;
-  // Go's link to goroutine?debug=2 comes with the goroutine profile.
+  // Sorted by name, as Go lists them. Later profiles join as they land.
   const Row rows[] = {
       {"allocs", std::to_string(counts.stacks),
        "A sampling of all past memory allocations (count: allocation sites)"},
@@ -240,6 +243,10 @@ HttpResponse Handlers::Index() {
        "Stack traces that led to blocking on pthread mutexes, rwlocks, "
        "condition variables and spinlocks (count: stacks)"},
       {"cmdline", "", "The command line invocation of the current program"},
+      {"goroutine", std::to_string(CountApplicationThreads()),
+       "Stack traces of all current threads (pprof-agent's goroutines are "
+       "the process's threads). Use debug=2 as a query parameter for a full "
+       "per-thread dump that opens with deadlocks and wait-for chains."},
       {"heap", std::to_string(counts.live_samples),
        "A sampling of memory allocations of live objects (count: live sampled "
        "blocks). Add ?seconds=N for a delta; the gc parameter is accepted and "
@@ -248,6 +255,8 @@ HttpResponse Handlers::Index() {
        "Stack traces of holders of contended pthread mutexes and rwlocks "
        "(count: stacks)"},
       {"symbol", "", "Maps given program counters to function names"},
+      {"threadcreate", std::to_string(ThreadCreateTotal()),
+       "Stack traces that led to the creation of new threads"},
   };
   std::string html =
       "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n"
@@ -260,7 +269,8 @@ HttpResponse Handlers::Index() {
     html += "<tr>\n<td>" + row.count + "</td><td><a href='" + row.name +
             "?debug=1'>" + row.name + "</a></td>\n</tr>\n";
   }
-  html += "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n";
+  html += "</table>\n<a href=\"goroutine?debug=2\">full goroutine stack dump</a>\n";
+  html += "<br>\n<p>\nProfile Descriptions:\n<ul>\n";
   for (const Row& row : rows) {
     html += std::string("<li><div class=profile-name>") + row.name +
             ": </div> " + row.description + "</li>\n";

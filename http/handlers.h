@@ -83,6 +83,9 @@ class Handlers {
   HttpResponse Contention(const std::string& name, const HttpRequest& request);
   HttpResponse DeltaContention(const std::string& name,
                                const HttpRequest& request);
+  // goroutine and threadcreate (thread_handlers.cc).
+  HttpResponse Goroutine(const HttpRequest& request);
+  HttpResponse ThreadCreate(const HttpRequest& request);
 
   // Delta waits: Begin fails (with the response to send) when too many wait
   // or the server is stopping; Sleep returns false when woken by Shutdown().

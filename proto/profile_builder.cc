@@ -727,4 +727,93 @@ std::string LegacyContentionText(const Snapshot& snapshot,
   return LegacyContentionText(snapshot, name, sampling_period, source);
 }
 
+std::string LegacyCountProfileText(const Snapshot& snapshot,
+                                   std::string_view name,
+                                   SymbolSource& symbols) {
+  std::vector<std::string> comments = snapshot.comments;
+  struct Group {
+    int64_t count = 0;
+    const Stack* stack = nullptr;
+    std::map<std::string, int64_t> names;
+  };
+  std::map<std::vector<uint64_t>, Group> groups;
+  std::map<std::string, int64_t> missing;  // reason -> threads
+  int64_t total = 0;
+  size_t malformed = 0;
+  for (const Sample& sample : snapshot.samples) {
+    if (IsMalformed(snapshot, sample) || sample.values.empty()) {
+      ++malformed;
+      continue;
+    }
+    const int64_t count = sample.values[0];
+    total += count;
+    const Stack& stack = snapshot.stacks[sample.stack];
+    std::string thread_name, missing_reason;
+    for (const Label& label : sample.labels) {
+      if (label.is_num) continue;
+      if (label.key == "thread_name") thread_name = label.str;
+      if (label.key == "stack_missing") missing_reason = label.str;
+    }
+    if (stack.pcs.empty()) {
+      missing[missing_reason.empty() ? "no stack" : missing_reason] += count;
+      continue;
+    }
+    Group& group = groups[stack.pcs];
+    group.count += count;
+    group.stack = &stack;
+    if (!thread_name.empty()) group.names[thread_name] += count;
+  }
+  if (malformed > 0) comments.push_back(MalformedComment(malformed));
+  for (const auto& [reason, count] : missing) {
+    comments.push_back(std::to_string(count) + " without a stack: " + reason);
+  }
+  std::vector<const Group*> order;
+  for (const auto& [pcs, group] : groups) order.push_back(&group);
+  // Go sorts by count, largest first; ties keep the stacks' order.
+  std::stable_sort(order.begin(), order.end(), [](const Group* a, const Group* b) {
+    return a->count > b->count;
+  });
+  std::string out(name);
+  out.append(" profile: total ");
+  AppendInt(&out, total);
+  out.push_back('\n');
+  FrameCache cache(symbols);
+  for (const Group* group : order) {
+    AppendInt(&out, group->count);
+    AppendAddresses(*group->stack, &out);
+    if (!group->names.empty()) {
+      // Most frequent names first, at most ten.
+      std::vector<std::pair<std::string, int64_t>> names(group->names.begin(),
+                                                         group->names.end());
+      std::stable_sort(names.begin(), names.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+      out.append("# threads:");
+      for (size_t i = 0; i < names.size() && i < 10; ++i) {
+        out.append(i == 0 ? " " : ", ");
+        out.append(names[i].first);
+        if (names[i].second > 1) {
+          out.append(" x");
+          AppendInt(&out, names[i].second);
+        }
+      }
+      if (names.size() > 10) {
+        out.append(", ... (");
+        AppendInt(&out, static_cast<int64_t>(names.size() - 10));
+        out.append(" more names)");
+      }
+      out.push_back('\n');
+    }
+    AppendStackRecord(*group->stack, /*all_frames=*/false, cache, &out);
+  }
+  AppendComments(comments, &out);
+  return out;
+}
+
+std::string LegacyCountProfileText(const Snapshot& snapshot,
+                                   std::string_view name,
+                                   Symbolizer& symbols) {
+  SymbolizerSource source(symbols);
+  return LegacyCountProfileText(snapshot, name, source);
+}
+
 }  // namespace pprof_agent::internal

@@ -79,6 +79,20 @@ std::string LegacyContentionText(const Snapshot& snapshot,
                                  int64_t sampling_period,
                                  SymbolSource& symbols);
 
+// Go's legacy text of a count profile (`goroutine?debug=1`,
+// `threadcreate?debug=1`; runtime/pprof printCountProfile): "<name> profile:
+// total N", then one "<count> @ <addresses>" record per distinct stack,
+// largest count first, each followed by its "#\t" frame lines. Samples with
+// the same stack are merged whatever their labels; a thread_name label
+// becomes a "# threads:" line. Samples without a stack count in the total
+// and are listed in the closing comments only (pprof's parser rejects a
+// record without addresses). Expects one sample type.
+std::string LegacyCountProfileText(const Snapshot& snapshot,
+                                   std::string_view name, Symbolizer& symbols);
+std::string LegacyCountProfileText(const Snapshot& snapshot,
+                                   std::string_view name,
+                                   SymbolSource& symbols);
+
 }  // namespace pprof_agent::internal
 
 #endif  // PPROF_AGENT_PROTO_PROFILE_BUILDER_H_

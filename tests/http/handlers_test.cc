@@ -83,10 +83,28 @@ TEST(Handlers, DebugPprofWithoutSlashRedirects) {
 
 TEST(Handlers, ProfilesNotYetImplementedAre501) {
   Handlers handlers(TestConfig());
-  for (const char* name : {"profile", "goroutine", "threadcreate"}) {
+  for (const char* name : {"profile"}) {
     ExpectGoError(handlers.Serve(Get(std::string("/debug/pprof/") + name)), 501,
                   std::string("profile not implemented yet: ") + name);
   }
+}
+
+TEST(Handlers, GoroutineAndThreadcreateAreServedInEveryForm) {
+  Handlers handlers(TestConfig());
+  for (const char* name : {"goroutine", "threadcreate"}) {
+    const std::string path = std::string("/debug/pprof/") + name;
+    HttpResponse proto = handlers.Serve(Get(path));
+    EXPECT_EQ(proto.status, 200) << name << ": " << proto.body;
+    EXPECT_EQ(proto.Header("Content-Type"), "application/octet-stream");
+    HttpResponse text = handlers.Serve(Get(path, {{"debug", "1"}}));
+    EXPECT_EQ(text.status, 200) << name << ": " << text.body;
+    EXPECT_EQ(text.body.rfind(std::string(name) + " profile: total ", 0), 0u) << text.body;
+  }
+  HttpResponse dump = handlers.Serve(Get("/debug/pprof/goroutine", {{"debug", "2"}}));
+  EXPECT_EQ(dump.status, 200);
+  EXPECT_EQ(dump.body.rfind("pprof-agent thread dump: pid ", 0), 0u) << dump.body;
+  ExpectGoError(handlers.Serve(Get("/debug/pprof/goroutine", {{"seconds", "1"}})), 400,
+                "\"seconds\" parameter is not supported for the goroutine profile");
 }
 
 TEST(Handlers, IndexListsHeapAndAllocsWithDebugLinks) {
