@@ -32,6 +32,11 @@ target_link_options(pa_dwarf_fixture PRIVATE -Wl,--build-id)
 # which records the debug file's base name and CRC). The debug files sit in
 # .debug/ beside the library, one of the places GDB (and we) look.
 set(_fx ${PA_SYM_FIXTURE_DIR})
+if(CMAKE_OBJCOPY)
+  set(PA_SYM_OBJCOPY ${CMAKE_OBJCOPY})
+else()
+  find_program(PA_SYM_OBJCOPY objcopy REQUIRED)
+endif()
 add_custom_command(
   OUTPUT ${_fx}/libpa_dwarf_fixture_debuglink.so
          ${_fx}/.debug/libpa_dwarf_fixture_debuglink.so.debug
@@ -40,18 +45,18 @@ add_custom_command(
          ${_fx}/libpa_dwarf_fixture_noid_debuglink.so
          ${_fx}/.debug/libpa_dwarf_fixture_noid_debuglink.so.debug
   COMMAND ${CMAKE_COMMAND} -E make_directory ${_fx}/.debug
-  COMMAND ${CMAKE_OBJCOPY} --only-keep-debug $<TARGET_FILE:pa_dwarf_fixture>
+  COMMAND ${PA_SYM_OBJCOPY} --only-keep-debug $<TARGET_FILE:pa_dwarf_fixture>
           ${_fx}/.debug/libpa_dwarf_fixture_debuglink.so.debug
-  COMMAND ${CMAKE_OBJCOPY} --strip-debug
+  COMMAND ${PA_SYM_OBJCOPY} --strip-debug
           --add-gnu-debuglink=${_fx}/.debug/libpa_dwarf_fixture_debuglink.so.debug
           $<TARGET_FILE:pa_dwarf_fixture> ${_fx}/libpa_dwarf_fixture_debuglink.so
-  COMMAND ${CMAKE_OBJCOPY} --only-keep-debug $<TARGET_FILE:pa_dwarf_fixture>
+  COMMAND ${PA_SYM_OBJCOPY} --only-keep-debug $<TARGET_FILE:pa_dwarf_fixture>
           ${_fx}/libpa_dwarf_fixture.debug
-  COMMAND ${CMAKE_OBJCOPY} --strip-debug $<TARGET_FILE:pa_dwarf_fixture>
+  COMMAND ${PA_SYM_OBJCOPY} --strip-debug $<TARGET_FILE:pa_dwarf_fixture>
           ${_fx}/libpa_dwarf_fixture_nodebug.so
-  COMMAND ${CMAKE_OBJCOPY} --only-keep-debug $<TARGET_FILE:pa_dwarf_fixture_noid>
+  COMMAND ${PA_SYM_OBJCOPY} --only-keep-debug $<TARGET_FILE:pa_dwarf_fixture_noid>
           ${_fx}/.debug/libpa_dwarf_fixture_noid_debuglink.so.debug
-  COMMAND ${CMAKE_OBJCOPY} --strip-debug
+  COMMAND ${PA_SYM_OBJCOPY} --strip-debug
           --add-gnu-debuglink=${_fx}/.debug/libpa_dwarf_fixture_noid_debuglink.so.debug
           $<TARGET_FILE:pa_dwarf_fixture_noid> ${_fx}/libpa_dwarf_fixture_noid_debuglink.so
   DEPENDS pa_dwarf_fixture pa_dwarf_fixture_noid
