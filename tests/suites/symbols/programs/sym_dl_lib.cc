@@ -3,6 +3,14 @@
 // STB_GNU_UNIQUE symbols, which would keep it from unloading.
 #include <cstdlib>
 
+// Out of line and unclonable (noipa also stops identical-code folding);
+// clang has no noipa, noinline is the nearest.
+#if defined(__clang__)
+#define PA_DL_OUT_OF_LINE __attribute__((noinline))
+#else
+#define PA_DL_OUT_OF_LINE __attribute__((noipa))
+#endif
+
 namespace sym_dl {
 
 constexpr int kMaxBlocks = 256;
@@ -11,7 +19,7 @@ constexpr unsigned long kBlockBytes = 48 * 1024;
 // whose stacks point into the unloaded code.
 char* volatile g_blocks[kMaxBlocks];
 
-__attribute__((noipa)) void AllocateInLibrary(int n) {
+PA_DL_OUT_OF_LINE void AllocateInLibrary(int n) {
   for (int i = 0; i < n && i < kMaxBlocks; ++i) {
     char* p = static_cast<char*>(std::malloc(kBlockBytes));  // MARK:dl
     p[0] = static_cast<char>(i);
