@@ -1,0 +1,14 @@
+// For query_fuzz only: config.cc (linked for its integer parser) refers to
+// the CPU profiler's signal-name helpers, which the query parser never
+// reaches. Linking the CPU profiler would pull in the hooks and timers; these
+// stand-ins abort if anything ever calls them.
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "profiler/cpu_profiler.h"
+
+namespace pprof_agent::internal {
+bool ParseCpuSignal(std::string_view, int*) { std::abort(); }
+std::string CpuSignalName(int) { std::abort(); }
+}  // namespace pprof_agent::internal
