@@ -2,6 +2,8 @@
 // the CPU profiler's signal-name helpers, which the query parser never
 // reaches. Linking the CPU profiler would pull in the hooks and timers; these
 // stand-ins abort if anything ever calls them.
+// (Empty while the CPU profiler is not in the tree.)
+#if __has_include("profiler/cpu_profiler.h")
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -12,3 +14,4 @@ namespace pprof_agent::internal {
 bool ParseCpuSignal(std::string_view, int*) { std::abort(); }
 std::string CpuSignalName(int) { std::abort(); }
 }  // namespace pprof_agent::internal
+#endif
