@@ -68,6 +68,8 @@ target_compile_definitions(reliability_test PRIVATE
   PA_IT_GO="${PA_RELIABILITY_GO}")
 add_dependencies(reliability_test pprof_agent ${_rel_programs})
 
+# Label "reliability" (ctest -L reliability); names "reliability.<Suite>.<Test>".
 gtest_discover_tests(reliability_test
   DISCOVERY_TIMEOUT 60
-  PROPERTIES LABELS "integration;reliability" TIMEOUT 170)
+  TEST_PREFIX "reliability."
+  PROPERTIES LABELS reliability TIMEOUT 170)

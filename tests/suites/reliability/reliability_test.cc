@@ -590,7 +590,7 @@ TEST(Bootstrap, DlopenedLibraryWhoseConstructorStartsAnAllocatingThread) {
 // ---------------------------------------------------------------------------
 
 TEST(DlopenStorm, FourThreadsLoadAndUnloadWhileProfilesAreServed) {
-  const int iterations = Scale(150, 1000);
+  const int iterations = Scale(250, 1000);
   int port = 0;
   std::string error;
   auto p = StartServing({ProgramPath("rel_program_plain"), "dlopen",
@@ -608,8 +608,9 @@ TEST(DlopenStorm, FourThreadsLoadAndUnloadWhileProfilesAreServed) {
     ++fetches;
     good += h.status == 200;
     EXPECT_EQ(h.status, 200) << path << " " << h.error << h.body.substr(0, 200);
-    p->PumpUntil([] { return false; }, Millis(1));
-    done = p->out().find("DLOPEN done") != std::string::npos;
+    // Also paces the fetches (20 ms) so that the loader threads get the CPU.
+    done = p->PumpUntil(
+        [&] { return p->out().find("DLOPEN done") != std::string::npos; }, Millis(20));
     if (h.status != 200) break;
   }
   ASSERT_TRUE(p->WaitForStdoutLine(
