@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <strings.h>
 
+#include <array>
 #include <limits>
 #include <utility>
 
@@ -121,6 +122,26 @@ std::string ParseAutostartVar(std::string_view value, Config* config) {
   return "";
 }
 
+std::string ParseCpuHzVar(std::string_view value, Config* config) {
+  int64_t hz = 0;
+  if (!ParseNonNegativeInt(value, &hz) || hz < 1 || hz > kMaxCpuHz) {
+    return "must be an integer from 1 to " + std::to_string(kMaxCpuHz) +
+           " (CPU samples per second per thread)";
+  }
+  config->cpu_hz = hz;
+  return "";
+}
+
+std::string ParseCpuSignalVar(std::string_view value, Config* config) {
+  int signo = 0;
+  if (!ParseCpuSignal(value, &signo)) {
+    return "must be SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1, SIGUSR2 or a "
+           "real-time signal (SIGRTMIN+n, SIGRTMAX-n), by name or number";
+  }
+  config->cpu_signal = signo;
+  return "";
+}
+
 struct EnvVar {
   std::string_view name;  // without the PPROF_AGENT_ prefix
   VarParser parse;
@@ -129,6 +150,7 @@ struct EnvVar {
 // The variables the agent reads. Later settings (CPU_HZ, MUTEX_RATE,
 // BLOCK_RATE) get a row here and a field in Config.
 constexpr EnvVar kEnvVars[] = {
+    {"CPU_HZ", ParseCpuHzVar},       {"CPU_SIGNAL", ParseCpuSignalVar},
     {"ADDR", ParseAddrVar},           {"TOKEN", ParseTokenVar},
     {"HEAP_RATE", ParseHeapRateVar},  {"MAX_SECONDS", ParseMaxSecondsVar},
     {"AUTOSTART", ParseAutostartVar},
@@ -137,11 +159,14 @@ constexpr EnvVar kEnvVars[] = {
 };
 
 // Names a newer agent reads: accepted without a warning, so that one
-// environment can serve several agent versions.
-constexpr std::string_view kReservedVars[] = {"CPU_HZ"};
+// environment can serve several agent versions. None at the moment: every
+// name reserved so far (CPU_HZ, MUTEX_RATE, BLOCK_RATE) is read now.
+constexpr std::array<std::string_view, 0> kReservedVars{};
 
 std::string DefaultText(std::string_view name, const Config& defaults) {
   if (name == "ADDR") return defaults.address;
+  if (name == "CPU_HZ") return std::to_string(defaults.cpu_hz);
+  if (name == "CPU_SIGNAL") return CpuSignalName(defaults.cpu_signal);
   if (name == "HEAP_RATE") return std::to_string(defaults.heap_rate);
   if (name == "MAX_SECONDS") return std::to_string(defaults.max_seconds);
   if (name == "TOKEN") return "no token";
@@ -253,6 +278,14 @@ Status Validate(const Config& config) {
     return Status("invalid max profile seconds " +
                   std::to_string(config.max_seconds) + ": must be 1 to " +
                   std::to_string(kMaxMaxSeconds));
+  }
+  if (config.cpu_hz < 1 || config.cpu_hz > kMaxCpuHz) {
+    return Status("invalid CPU profile rate " + std::to_string(config.cpu_hz) +
+                  " Hz: must be 1 to " + std::to_string(kMaxCpuHz));
+  }
+  if (int signo; !ParseCpuSignal(std::to_string(config.cpu_signal), &signo)) {
+    return Status("invalid CPU profile signal " +
+                  std::to_string(config.cpu_signal));
   }
   if (!config.token.empty() && !IsValidToken(config.token)) {
     return Status("invalid token: must be 1-1024 visible ASCII characters");

@@ -11,6 +11,7 @@
 
 #include "pprof_agent/pprof_agent.h"
 #include "profiler/contention_profiler.h"
+#include "profiler/cpu_profiler.h"
 #include "profiler/runtime.h"
 
 namespace pprof_agent::internal {
@@ -42,6 +43,11 @@ struct Config {
   int64_t lock_stacks_per_sec = kDefaultLockStacksPerSecond;
   int64_t max_seconds = kDefaultMaxSeconds;
   Autostart autostart = Autostart::kDefault;
+  // CPU profile (profiler/cpu_profiler.h): default rate of
+  // /debug/pprof/profile (a request's hz= overrides it) and the signal
+  // its timers raise.
+  int64_t cpu_hz = kDefaultCpuHz;
+  int cpu_signal = kDefaultCpuSignal;
   // LD_PRELOAD names this library (derived, not a PPROF_AGENT_ variable).
   bool preloaded = false;
 };

@@ -29,12 +29,6 @@ namespace {
 
 constexpr std::string_view kPrefix = "/debug/pprof/";
 
-// Profiles Go serves that the agent does not serve yet: 501 rather than 404,
-// so that a scraper's configuration error (404) and our gap (501) differ.
-constexpr std::string_view kNotImplemented[] = {
-    "profile",
-};
-
 // Compares in time that depends only on the lengths, so the response time
 // does not reveal how much of a guessed token was right.
 bool ConstantTimeEquals(std::string_view given, std::string_view secret) {
@@ -132,7 +126,10 @@ void AddCommonHeaders(HttpResponse* response) {
 }
 
 Handlers::Handlers(const Config& config)
-    : token_(config.token), max_seconds_(config.max_seconds) {}
+    : token_(config.token),
+      max_seconds_(config.max_seconds),
+      cpu_hz_(config.cpu_hz),
+      cpu_signal_(config.cpu_signal) {}
 
 Handlers::~Handlers() = default;
 
@@ -213,16 +210,13 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
       return slept;
     });
   }
+  if (name == "profile") return CpuProfile(request);
   if (name == "mutex" || name == "block") return Contention(name, request);
   if (name == "delta_mutex" || name == "delta_block") {
     return DeltaContention(name, request);
   }
   if (name == "goroutine") return Goroutine(request);
   if (name == "threadcreate") return ThreadCreate(request);
-  for (std::string_view n : kNotImplemented) {
-    if (name == n)
-      return ErrorResponse(501, "profile not implemented yet: " + name);
-  }
   return ErrorResponse(404, "Unknown profile");
 }
 
@@ -235,7 +229,7 @@ HttpResponse Handlers::Index() {
     std::string count;  // "" for endpoints that are not profiles
     const char* description;
   };
-  // Sorted by name, as Go lists them. Later profiles join as they land.
+  // Sorted by name, as Go lists them.
   const Row rows[] = {
       {"allocs", std::to_string(counts.stacks),
        "A sampling of all past memory allocations (count: allocation sites)"},
@@ -254,6 +248,10 @@ HttpResponse Handlers::Index() {
       {"mutex", std::to_string(mutex.stacks),
        "Stack traces of holders of contended pthread mutexes and rwlocks "
        "(count: stacks)"},
+      {"profile", "",
+       "CPU profile. You can specify the duration in the seconds GET "
+       "parameter (and the rate in hz). After you get the profile file, "
+       "use the go tool pprof command to investigate the profile."},
       {"symbol", "", "Maps given program counters to function names"},
       {"threadcreate", std::to_string(ThreadCreateTotal()),
        "Stack traces that led to the creation of new threads"},

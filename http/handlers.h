@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,9 @@ struct HttpRequest {
   QueryParams params;         // decoded query parameters
   std::string authorization;  // the Authorization header, or ""
   std::string body;
+  // True once the client has closed its connection (set by server.cc;
+  // empty when unknown). Long requests poll it to stop early.
+  std::function<bool()> client_gone;
 };
 
 struct HttpResponse {
@@ -79,6 +83,7 @@ class Handlers {
   HttpResponse Symbol(const HttpRequest& request);
   HttpResponse Heap(const std::string& name, const HttpRequest& request);
   HttpResponse DeltaHeap(const HttpRequest& request);
+  HttpResponse CpuProfile(const HttpRequest& request);  // cpu_handler.cc
   // mutex, block, delta_mutex, delta_block (contention_handlers.cc).
   HttpResponse Contention(const std::string& name, const HttpRequest& request);
   HttpResponse DeltaContention(const std::string& name,
@@ -95,6 +100,8 @@ class Handlers {
 
   const std::string token_;
   const int64_t max_seconds_;
+  const int64_t cpu_hz_;
+  const int cpu_signal_;
 
   std::mutex wait_mu_;
   std::condition_variable wait_cv_;

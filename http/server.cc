@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/connection_probe.h"
 #include "http/handlers.h"
 #include "http/httplib_compat.h"
 #include "http/log.h"
@@ -174,6 +175,8 @@ HttpRequest ToHttpRequest(const httplib::Request& req) {
   request.params = req.params;
   request.authorization = req.get_header_value("Authorization");
   request.body = req.body;
+  request.client_gone = ClientGoneProbe(req.local_addr, req.local_port,
+                                        req.remote_addr, req.remote_port);
   return request;
 }
 

@@ -81,14 +81,6 @@ TEST(Handlers, DebugPprofWithoutSlashRedirects) {
   EXPECT_EQ(response.Header("Location"), "/debug/pprof/?debug=1");
 }
 
-TEST(Handlers, ProfilesNotYetImplementedAre501) {
-  Handlers handlers(TestConfig());
-  for (const char* name : {"profile"}) {
-    ExpectGoError(handlers.Serve(Get(std::string("/debug/pprof/") + name)), 501,
-                  std::string("profile not implemented yet: ") + name);
-  }
-}
-
 TEST(Handlers, GoroutineAndThreadcreateAreServedInEveryForm) {
   Handlers handlers(TestConfig());
   for (const char* name : {"goroutine", "threadcreate"}) {

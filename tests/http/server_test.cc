@@ -124,10 +124,12 @@ TEST_F(ServerTest, BadSecondsIs400) {
             "invalid value for \"seconds\" - must be a positive integer\n");
 }
 
-TEST_F(ServerTest, NotYetImplementedProfileIs501) {
-  auto result = Client().Get("/debug/pprof/profile?seconds=1");
-  ExpectGoError(result, 501);
-  EXPECT_EQ(result->body, "profile not implemented yet: profile\n");
+TEST_F(ServerTest, ThreadcreateIsAGzippedAttachment) {
+  auto result = Client().Get("/debug/pprof/threadcreate");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(result->get_header_value("Content-Disposition"),
+            "attachment; filename=\"threadcreate\"");
 }
 
 TEST_F(ServerTest, HeapIsAGzippedAttachment) {
