@@ -593,13 +593,18 @@ TEST(DlopenStorm, FourThreadsLoadAndUnloadWhileProfilesAreServed) {
   const int iterations = Scale(250, 1000);
   int port = 0;
   std::string error;
+  integration::TempDir go_dir;
+  const std::string go_file = go_dir.File("go");
   auto p = StartServing({ProgramPath("rel_program_plain"), "dlopen",
-                         ProgramPath("librel_dl.so"), std::to_string(iterations)},
+                         ProgramPath("librel_dl.so"), std::to_string(iterations), go_file},
                         AgentEnv(true, {{"PPROF_AGENT_ADDR", "127.0.0.1:0"},
                                         {"PPROF_AGENT_HEAP_RATE", "512"}}),
                         integration::kStartTimeout, &port, &error);
   ASSERT_NE(p, nullptr) << error;
-  int fetches = 0, good = 0;
+  int fetches = 0, good = 0, during_storm = 0;
+  // The first profile loads the symbols (slow); the storm starts after it.
+  ASSERT_EQ(integration::HttpGet(port, "/debug/pprof/heap").status, 200);
+  ASSERT_TRUE(integration::WriteFile(go_file, "go"));
   const auto deadline = integration::Clock::now() + Millis(LongMode() ? 1200000 : 120000);
   bool done = false;
   while (!done && integration::Clock::now() < deadline) {
@@ -607,6 +612,7 @@ TEST(DlopenStorm, FourThreadsLoadAndUnloadWhileProfilesAreServed) {
     const integration::HttpResult h = integration::HttpGet(port, path);
     ++fetches;
     good += h.status == 200;
+    during_storm += p->out().find("DLOPEN done") == std::string::npos;
     EXPECT_EQ(h.status, 200) << path << " " << h.error << h.body.substr(0, 200);
     // Also paces the fetches (20 ms) so that the loader threads get the CPU.
     done = p->PumpUntil(
@@ -626,8 +632,11 @@ TEST(DlopenStorm, FourThreadsLoadAndUnloadWhileProfilesAreServed) {
   p->CloseStdin();
   const auto status = p->Wait(integration::kExitTimeout);
   EXPECT_TRUE(status.exited && status.code == 0) << status.Describe() << p->err();
-  std::printf("RELIABILITY dlopen_storm threads=4 cycles=%d profile_fetches=%d ok=%d\n",
-              4 * iterations, fetches, good);
+  std::printf(
+      "RELIABILITY dlopen_storm threads=4 cycles=%d profile_fetches=%d ok=%d "
+      "started_during_storm=%d\n",
+      4 * iterations, fetches, good, during_storm);
+  EXPECT_GE(during_storm, 1);
 }
 
 // ---------------------------------------------------------------------------

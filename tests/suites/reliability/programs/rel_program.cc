@@ -17,8 +17,9 @@
 //   ctorlib LIB    dlopen()s LIB, whose constructor starts an allocating
 //                  thread; waits for it through LIB's rel_ctorlib_join(),
 //                  dlclose()s, prints "CTORLIB ok".
-//   dlopen LIB N   READY, then 4 threads each dlopen/call/dlclose LIB N
-//                  times; prints "DLOPEN done cycles=..." and waits for stdin.
+//   dlopen LIB N GO  READY; once file GO exists, 4 threads each
+//                  dlopen/call/dlclose LIB N times; prints "DLOPEN done
+//                  cycles=..." and waits for stdin.
 //   churn N        N short-lived threads in waves of 16: each allocates,
 //                  locks, and has thread_local objects whose destructors
 //                  allocate. Prints "RSS baseline=KiB after=KiB threads=N".
@@ -262,8 +263,13 @@ int CtorLib(const char* lib) {
 
 // --- dlopen storm ------------------------------------------------------------
 
-int DlopenStorm(const char* lib, int iterations) {
+int DlopenStorm(const char* lib, int iterations, const char* go_file) {
   it::AnnounceReady();
+  // The test warms the symbolizer with a first profile, then creates
+  // `go_file`: the storm then runs while profiles are being served.
+  for (int waited = 0; *go_file && access(go_file, F_OK) != 0 && waited < 60000; waited += 10) {
+    usleep(10000);
+  }
   std::atomic<int> cycles{0}, failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -375,7 +381,8 @@ int main(int argc, char** argv) {
   if (mode == "forkstorm") return rel::ForkStorm(std::atoi(arg));
   if (mode == "ctorlib") return rel::CtorLib(arg);
   if (mode == "dlopen") {
-    return rel::DlopenStorm(arg, argc > 3 ? std::atoi(argv[3]) : 100);
+    return rel::DlopenStorm(arg, argc > 3 ? std::atoi(argv[3]) : 100,
+                            argc > 4 ? argv[4] : "");
   }
   if (mode == "churn") return rel::Churn(std::atoi(arg));
   if (mode == "flood") return rel::Flood(std::atoi(arg));
