@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -468,6 +469,39 @@ TEST(CpuProfileSession, BackToBackProfilesLeaveNoTimers) {
             after.timers_deleted - before.timers_deleted);
   EXPECT_EQ(CountTimers(), timers_before);
   EXPECT_FALSE(after.running);
+}
+
+TEST(CpuProfileSession, AForkedChildCanProfileWhileTheParentDoes) {
+  CpuStartError error;
+  std::string message;
+  auto session = CpuProfileSession::Start(CpuProfileOptions(), &error, &message);
+  ASSERT_NE(session, nullptr) << message;
+  const pid_t child = fork();
+  if (child == 0) {
+    // No timers and no session were inherited; the child starts its own.
+    int code = 0;
+    if (CpuCountersNow().running) code = 1;
+    CpuStartError e;
+    std::string m;
+    auto own = CpuProfileSession::Start(CpuProfileOptions(), &e, &m);
+    if (own == nullptr) code = 2;
+    if (own != nullptr && CountTimers() != 1) code = 3;
+    SpinFor(30000000);
+    if (own != nullptr) {
+      own->Poll();
+      own->Stop();
+    }
+    if (CountTimers() != 0) code = 4;
+    _exit(code);
+  }
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(CpuCountersNow().running);
+  EXPECT_TRUE(session->Poll());
+  session->Stop();
 }
 
 }  // namespace

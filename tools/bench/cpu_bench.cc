@@ -21,7 +21,9 @@
 //                    worker threads' CPU time and of the whole process's.
 //
 // Usage: cpu_bench [--mode=handler|overhead] [--rounds=N] [--work=N]
-//                  [--depths=5,20,40] [--seconds=N]
+//                  [--depths=5,20,40] [--seconds=N] [--save=PREFIX]
+// (--save: handler mode writes each profile to PREFIX<depth>.pb.gz; its
+// comments say how many samples took the slow unwinder.)
 // Build: ninja -C <build> cpu_bench. Run on a quiet machine; every number
 // is a median of many.
 #include <arpa/inet.h>
@@ -212,6 +214,8 @@ __attribute__((noinline)) void MeasureAtDepth(int depth, int64_t measure_nanos,
   }
 }
 
+std::string g_save_prefix;  // --save=PREFIX: the profiles, as PREFIX<depth>.pb.gz
+
 int RunHandler(const std::vector<int>& depths, int seconds) {
   const int port = pprof_agent::Port();
   printf("| depth (frames above the thread's root) | samples | median | p90 | p99 |\n");
@@ -227,6 +231,13 @@ int RunHandler(const std::vector<int>& depths, int seconds) {
     worker.join();
     std::string body;
     const int status = ReadStatus(fd, &body);
+    if (!g_save_prefix.empty()) {
+      const size_t start = body.find("\r\n\r\n");
+      if (FILE* f = fopen((g_save_prefix + std::to_string(depth) + ".pb.gz").c_str(), "wb")) {
+        if (start != std::string::npos) fwrite(body.data() + start + 4, 1, body.size() - start - 4, f);
+        fclose(f);
+      }
+    }
     if (!result.ok || status != 200) {
       fprintf(stderr, "depth %d: no measurement (HTTP %d)\n", depth, status);
       return 1;
@@ -328,6 +339,8 @@ int main(int argc, char** argv) {
       rounds = std::atoi(a.c_str() + 9);
     } else if (a.rfind("--seconds=", 0) == 0) {
       seconds = std::atoi(a.c_str() + 10);
+    } else if (a.rfind("--save=", 0) == 0) {
+      g_save_prefix = a.substr(7);
     } else if (a.rfind("--work=", 0) == 0) {
       work = std::atoll(a.c_str() + 7);
     } else if (a.rfind("--depths=", 0) == 0) {

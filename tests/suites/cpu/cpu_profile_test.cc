@@ -427,7 +427,18 @@ TEST_F(CpuProfile, ThreadsCreatedDuringTheProfileAreSampledAndCleanedUp) {
   ASSERT_TRUE(program.has_value());
   const pid_t pid = program->process->pid();
   const std::string file = tmp_.File("churn.pb.gz");
-  const HttpResult r = HttpGet(program->port, "/debug/pprof/profile?seconds=2&hz=250");
+  auto request = std::async(std::launch::async, [&] {
+    return HttpGet(program->port, "/debug/pprof/profile?seconds=2&hz=250");
+  });
+  // Mid-profile, ~300 short-lived threads have come and gone: had their
+  // timers waited for the end of the profile, hundreds would be live now.
+  // Live: main, the busy thread, the churning one, late-worker and the
+  // current short-lived thread.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  const int live_timers = PosixTimers(pid);
+  EXPECT_GE(live_timers, 2);
+  EXPECT_LE(live_timers, 8);
+  const HttpResult r = request.get();
   ASSERT_EQ(r.status, 200) << r.body << r.error;
   ASSERT_TRUE(WriteFile(file, r.body));
   const CommandResult tags = GoPprof(tmp_, {"-tags", file});
