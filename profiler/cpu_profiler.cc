@@ -25,7 +25,21 @@
 // libunwind 1.6 is built without a per-thread register-state cache, so every
 // unw_step takes its global cache lock, which is two rt_sigprocmask system
 // calls per frame: 9 µs for a 16-frame stack on the reference VM, against
-// 3 µs for the cached walk (tools/bench/cpu_bench measures both paths).
+// about 3 µs for the cached walk with cold caches (tools/bench/cpu_bench
+// measures the whole handler; its profiles' comments count slow unwinds).
+//
+// Accuracy, and what the kernel does (Linux 6.x, 250 Hz tick):
+//  - CPU timers are checked on the scheduler tick, on the CPU where the
+//    thread runs at that tick. Above 250 Hz a signal stands for several
+//    periods: si_overrun says how many, and each sample weighs 1 + overrun.
+//  - So a thread can be a few periods past its next expiry when the profile
+//    ends; StopSampling() gives such overdue timers a few ticks to fire.
+//  - A thread that reads its own CPU clock (clock_gettime with
+//    CLOCK_THREAD_CPUTIME_ID, a real system call) tens of thousands of times
+//    a second gets far fewer signals on this kernel (overruns make up most
+//    of the count, but the backlog at the end of a profile or at thread exit
+//    is lost). Measured, not explained; the tests' busy loops avoid it.
+//  - Time a thread spends blocked is not CPU time: no signal interrupts it.
 #include "profiler/cpu_profiler.h"
 
 #include <dirent.h>
