@@ -50,6 +50,25 @@ class Frames {
   std::unordered_map<uint64_t, LocationInfo> cache_;
 };
 
+// A location in the agent's own code (its lock hooks, between the
+// application's lock call and glibc's): the outermost function of the
+// location is in namespace pprof_agent. Left out of the dump, as pprof's
+// drop_frames leaves them out of profiles.
+bool IsAgentLocation(const LocationInfo& location) {
+  if (location.frames.empty()) return false;
+  const FrameInfo& outer = location.frames.back();
+  const std::string& name = outer.name.empty() ? outer.system_name : outer.name;
+  for (size_t pos = 0; pos < name.size();) {
+    if (name.compare(pos, 13, "pprof_agent::") == 0) return true;
+    // Skip a leading return type ("int pprof_agent::...").
+    const size_t space = name.find(' ', pos);
+    const size_t paren = name.find('(', pos);
+    if (space == std::string::npos || (paren != std::string::npos && paren < space)) break;
+    pos = space + 1;
+  }
+  return false;
+}
+
 std::string ThreadLabel(const DumpedThread& t) {
   return "thread " + std::to_string(t.tid) + " \"" + t.name + "\"";
 }
@@ -60,6 +79,7 @@ void AppendStack(const std::vector<uint64_t>& pcs, Frames& frames,
                  const std::string& indent, std::string* out) {
   for (size_t i = 0; i < pcs.size(); ++i) {
     const LocationInfo& location = frames.At(pcs, i);
+    if (IsAgentLocation(location)) continue;
     bool named = false;
     for (const FrameInfo& frame : location.frames) {
       const std::string& name = frame.name.empty() ? frame.system_name : frame.name;
@@ -88,6 +108,7 @@ void AppendCompactStack(const std::vector<uint64_t>& pcs, Frames& frames,
                         std::string* out) {
   for (size_t i = 0; i < pcs.size(); ++i) {
     const LocationInfo& location = frames.At(pcs, i);
+    if (IsAgentLocation(location)) continue;
     bool named = false;
     for (const FrameInfo& frame : location.frames) {
       const std::string& name = frame.name.empty() ? frame.system_name : frame.name;

@@ -2,7 +2,8 @@
 // (deadlocks, wait chains, longest waits), then every thread with its tid,
 // name, kernel state and symbolized stack, and for a thread blocked in a
 // hooked lock the lock, how long it has waited, its holders and the
-// holders' stacks. Go's own debug=2 is for humans only (pprof does not
+// holders' stacks (the agent's own frames, its lock hooks, left out). Go's
+// own debug=2 is for humans only (pprof does not
 // parse it); ours follows its shape: a header line per thread, then
 // "function\n\tfile:line" per frame.
 #ifndef PPROF_AGENT_PROTO_THREAD_DUMP_TEXT_H_
