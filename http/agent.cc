@@ -22,6 +22,7 @@
 #include "pprof_agent/pprof_agent.h"
 #include "profiler/contention_profiler.h"
 #include "profiler/runtime.h"
+#include "profiler/thread_dump.h"
 
 namespace pprof_agent {
 namespace {
@@ -82,6 +83,7 @@ __attribute__((constructor)) void AgentStartUp() {
     internal::SetMutexRate(config.mutex_rate);
     internal::SetBlockRate(config.block_rate);
     internal::SetLockStacksPerSecond(config.lock_stacks_per_sec);
+    if (config.dump_signal != 0) internal::SetThreadDumpSignal(config.dump_signal);
     // Hooks pass straight through until now: the environment is read and
     // the rate set, so the first sample uses the configured rate.
     internal::EnableSampling();

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "http/log.h"
+#include "profiler/thread_dump.h"
 
 extern char** environ;
 
@@ -142,6 +143,16 @@ std::string ParseCpuSignalVar(std::string_view value, Config* config) {
   return "";
 }
 
+std::string ParseDumpSignalVar(std::string_view value, Config* config) {
+  int signo = 0;
+  if (!ParseCpuSignal(value, &signo)) {
+    return "must be SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1, SIGUSR2 or a "
+           "real-time signal (SIGRTMIN+n, SIGRTMAX-n), by name or number";
+  }
+  config->dump_signal = signo;
+  return "";
+}
+
 struct EnvVar {
   std::string_view name;  // without the PPROF_AGENT_ prefix
   VarParser parse;
@@ -156,6 +167,7 @@ constexpr EnvVar kEnvVars[] = {
     {"AUTOSTART", ParseAutostartVar},
     {"MUTEX_RATE", ParseMutexRateVar},  {"BLOCK_RATE", ParseBlockRateVar},
     {"LOCK_STACKS_PER_SEC", ParseLockStacksVar},
+    {"DUMP_SIGNAL", ParseDumpSignalVar},
 };
 
 // Names a newer agent reads: accepted without a warning, so that one
@@ -167,6 +179,10 @@ std::string DefaultText(std::string_view name, const Config& defaults) {
   if (name == "ADDR") return defaults.address;
   if (name == "CPU_HZ") return std::to_string(defaults.cpu_hz);
   if (name == "CPU_SIGNAL") return CpuSignalName(defaults.cpu_signal);
+  if (name == "DUMP_SIGNAL") {
+    return CpuSignalName(defaults.dump_signal != 0 ? defaults.dump_signal
+                                                   : DefaultThreadDumpSignal());
+  }
   if (name == "HEAP_RATE") return std::to_string(defaults.heap_rate);
   if (name == "MAX_SECONDS") return std::to_string(defaults.max_seconds);
   if (name == "TOKEN") return "no token";
@@ -286,6 +302,18 @@ Status Validate(const Config& config) {
   if (int signo; !ParseCpuSignal(std::to_string(config.cpu_signal), &signo)) {
     return Status("invalid CPU profile signal " +
                   std::to_string(config.cpu_signal));
+  }
+  if (int signo; config.dump_signal != 0 &&
+                 !ParseCpuSignal(std::to_string(config.dump_signal), &signo)) {
+    return Status("invalid thread dump signal " +
+                  std::to_string(config.dump_signal));
+  }
+  if (const int dump = config.dump_signal != 0 ? config.dump_signal
+                                               : DefaultThreadDumpSignal();
+      dump == config.cpu_signal) {
+    return Status("the thread dump signal (PPROF_AGENT_DUMP_SIGNAL) and the CPU "
+                  "profile signal (PPROF_AGENT_CPU_SIGNAL) must differ; both are " +
+                  CpuSignalName(dump));
   }
   if (!config.token.empty() && !IsValidToken(config.token)) {
     return Status("invalid token: must be 1-1024 visible ASCII characters");

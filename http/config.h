@@ -48,6 +48,9 @@ struct Config {
   // its timers raise.
   int64_t cpu_hz = kDefaultCpuHz;
   int cpu_signal = kDefaultCpuSignal;
+  // Thread dumps (profiler/thread_dump.h): the signal each thread is sent
+  // to unwind itself; 0 = the default, SIGRTMIN+6 (a run-time value).
+  int dump_signal = 0;
   // LD_PRELOAD names this library (derived, not a PPROF_AGENT_ variable).
   bool preloaded = false;
 };

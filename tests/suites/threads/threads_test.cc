@@ -258,6 +258,16 @@ TEST_F(Threads, ThreadWithAllSignalsBlockedIsListedWithItsState) {
   EXPECT_THAT(text.body, HasSubstr("# 1 without a stack: the thread blocks SIGRTMIN+6"));
 }
 
+TEST_F(Threads, DumpSignalIsConfigurable) {
+  EnvChanges env;
+  env.set["PPROF_AGENT_DUMP_SIGNAL"] = "SIGRTMIN+9";
+  Start({"sleepers", "3"}, Flavour::kPreloaded, env);
+  const std::string dump = Dump();
+  EXPECT_THAT(dump, HasSubstr("(stack missing: the thread blocks SIGRTMIN+9"));
+  EXPECT_THAT(dump, HasSubstr("with SIGRTMIN+9;"));
+  EXPECT_THAT(dump, HasSubstr("it::SleepInAlpha(int)\n\t"));
+}
+
 TEST_F(Threads, GoroutineDebug1IsGosAggregatedText) {
   Start({"sleepers", "30"});
   const HttpResult r = Get("/debug/pprof/goroutine?debug=1");
