@@ -685,6 +685,50 @@ TEST(ThreadChurn, ShortLivedThreadsReturnMemory) {
               n, after - base, plain_growth);
 }
 
+// The same churn under a CPU profile at 1 kHz: every per-thread timer the
+// profile created is deleted (threads that exit delete their own).
+TEST(ThreadChurn, UnderCpuProfilingTimersCreatedEqualDeleted) {
+  PA_IT_SKIP_WITHOUT_GO();
+  const int n = Scale(4000, 10000);
+  int port = 0;
+  std::string error;
+  integration::TempDir tmp;
+  const std::string go_file = tmp.File("go");
+  auto p = StartServing({ProgramPath("rel_program_plain"), "churn", std::to_string(n), go_file},
+                        AgentEnv(true, {{"PPROF_AGENT_ADDR", "127.0.0.1:0"},
+                                        {"PPROF_AGENT_HEAP_RATE", "1"}}),
+                        integration::kStartTimeout, &port, &error);
+  ASSERT_NE(p, nullptr) << error;
+  const int seconds = LongMode() ? 15 : 4;
+  integration::HttpResult profile;
+  std::thread fetch([&] {
+    profile = integration::HttpGet(
+        port, "/debug/pprof/profile?seconds=" + std::to_string(seconds) + "&hz=1000",
+        Millis(seconds * 1000 + 60000));
+  });
+  std::this_thread::sleep_for(Millis(300));  // the profile is under way
+  ASSERT_TRUE(integration::WriteFile(go_file, "go"));
+  fetch.join();
+  ASSERT_EQ(profile.status, 200) << profile.error << profile.body.substr(0, 200);
+  EXPECT_TRUE(p->PumpUntil(
+      [&] { return p->out().find("RSS baseline") != std::string::npos; },
+      Millis(LongMode() ? 600000 : 120000)))
+      << p->out();
+  ASSERT_TRUE(integration::WriteFile(tmp.File("cpu.pb"), profile.body));
+  const CommandResult c = integration::GoPprof(tmp, {"-comments", tmp.File("cpu.pb")});
+  ASSERT_TRUE(c.ok()) << c.err;
+  static const std::regex kTimers(R"(cpu timers this profile: created=(\d+) deleted=(\d+))");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(c.out, m, kTimers)) << c.out;
+  EXPECT_EQ(m[1].str(), m[2].str()) << c.out;
+  EXPECT_GT(std::stol(m[1]), 1) << c.out;
+  p->CloseStdin();
+  const auto status = p->Wait(integration::kExitTimeout);
+  EXPECT_TRUE(status.exited && status.code == 0) << status.Describe() << p->err();
+  std::printf("RELIABILITY thread_churn_cpu threads=%d profile_s=%d timers_created=%s timers_deleted=%s\n",
+              n, seconds, m[1].str().c_str(), m[2].str().c_str());
+}
+
 // ---------------------------------------------------------------------------
 // 7. Bounds
 // ---------------------------------------------------------------------------

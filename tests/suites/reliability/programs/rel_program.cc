@@ -20,9 +20,12 @@
 //   dlopen LIB N GO  READY; once file GO exists, 4 threads each
 //                  dlopen/call/dlclose LIB N times; prints "DLOPEN done
 //                  cycles=..." and waits for stdin.
-//   churn N        N short-lived threads in waves of 16: each allocates,
+//   churn N [GO]   N short-lived threads in waves of 16: each allocates,
 //                  locks, and has thread_local objects whose destructors
 //                  allocate. Prints "RSS baseline=KiB after=KiB threads=N".
+//                  With GO: READY after the warm-up, churns once file GO
+//                  exists (the test runs a CPU profile meanwhile), then
+//                  waits for stdin to close.
 //   flood BITS     2^BITS allocations from 2^BITS distinct call paths (a
 //                  recursion that takes one of two call sites per level),
 //                  each freed at once. Prints "FLOOD rss_before=KiB
@@ -311,7 +314,7 @@ struct AllocatingOnExit {
 thread_local AllocatingOnExit t_on_exit;
 thread_local std::unique_ptr<std::string> t_string;
 
-int Churn(int n) {
+int Churn(int n, const char* go_file) {
   std::mutex mu;
   long shared = 0;
   auto body = [&] {
@@ -329,11 +332,20 @@ int Churn(int n) {
     }
   };
   wave(256);  // warm-up: arenas, stacks, tables
+  if (*go_file) {
+    // Served mode: the test starts a CPU profile, then creates `go_file`.
+    it::AnnounceReady();
+    for (int waited = 0; access(go_file, F_OK) != 0 && waited < 60000; waited += 10) {
+      usleep(10000);
+    }
+  }
   const long baseline = RssKiB();
   wave(n);
   const long after = RssKiB();
   std::printf("RSS baseline=%ld after=%ld threads=%d destructors=%ld\n",
               baseline, after, n, g_tl_destructors.load());
+  std::fflush(stdout);
+  if (*go_file && !it::WaitForStdinClose(300)) return 1;
   return shared == 256 + n ? 0 : 1;
 }
 
@@ -384,7 +396,7 @@ int main(int argc, char** argv) {
     return rel::DlopenStorm(arg, argc > 3 ? std::atoi(argv[3]) : 100,
                             argc > 4 ? argv[4] : "");
   }
-  if (mode == "churn") return rel::Churn(std::atoi(arg));
+  if (mode == "churn") return rel::Churn(std::atoi(arg), argc > 3 ? argv[3] : "");
   if (mode == "flood") return rel::Flood(std::atoi(arg));
   std::fprintf(stderr, "usage: %s serve|forkstorm N|child|ctorlib LIB|dlopen LIB N|churn N|flood BITS\n", argv[0]);
   return 2;
