@@ -546,6 +546,56 @@ TEST(ForkStorm, EveryChildFinishesAndStartsClean) {
   }
 }
 
+// The storm again while a CPU profile runs at 1 kHz over the parent's 9
+// threads: children (forked with timers armed in the parent) still finish,
+// and the profile is served and valid.
+TEST(ForkStorm, UnderCpuProfiling) {
+  PA_IT_SKIP_WITHOUT_GO();
+  const int n = Scale(10, 200);
+  int port = 0;
+  std::string error;
+  integration::TempDir tmp;
+  const std::string go_file = tmp.File("go");
+  auto p = StartServing({ProgramPath("rel_program_plain"), "forkstorm", std::to_string(n), go_file},
+                        AgentEnv(true, {{"PPROF_AGENT_ADDR", "127.0.0.1:0"},
+                                        {"PPROF_AGENT_HEAP_RATE", "1"}}),
+                        integration::kStartTimeout, &port, &error);
+  ASSERT_NE(p, nullptr) << error;
+  const int seconds = LongMode() ? 30 : 3;
+  integration::HttpResult profile;
+  std::thread fetch([&] {
+    profile = integration::HttpGet(
+        port, "/debug/pprof/profile?seconds=" + std::to_string(seconds) + "&hz=1000",
+        Millis(seconds * 1000 + 60000));
+  });
+  std::this_thread::sleep_for(Millis(300));
+  ASSERT_TRUE(integration::WriteFile(go_file, "go"));
+  fetch.join();
+  EXPECT_EQ(profile.status, 200) << profile.error << profile.body.substr(0, 200);
+  EXPECT_TRUE(p->PumpUntil(
+      [&] { return p->out().find("FORKSTORM") != std::string::npos; },
+      Millis(LongMode() ? 1800000 : 120000)))
+      << "the storm did not finish";
+  EXPECT_EQ(integration::HttpGet(port, "/debug/pprof/cmdline").status, 200)
+      << "the parent stopped serving";
+  p->CloseStdin();
+  const auto status = p->Wait(integration::kExitTimeout);
+  EXPECT_TRUE(status.exited && status.code == 0) << status.Describe() << "\n" << p->err();
+  std::string summary;
+  for (const std::string& line : p->OutLines()) {
+    if (line.rfind("FORKSTORM", 0) == 0) summary = line;
+  }
+  EXPECT_NE(summary.find("failures=0 hangs=0"), std::string::npos) << summary;
+  ASSERT_TRUE(integration::WriteFile(tmp.File("cpu.pb"), profile.body));
+  const CommandResult c = integration::GoPprof(tmp, {"-raw", tmp.File("cpu.pb")});
+  EXPECT_TRUE(c.ok()) << c.err;
+  std::string perr;
+  const auto raw = integration::ParseRawProfile(c.out, &perr);
+  ASSERT_TRUE(raw.has_value()) << perr;
+  std::printf("RELIABILITY fork_storm_cpu profile_s=%d cpu_samples=%lld %s\n", seconds,
+              static_cast<long long>(raw->Total("samples")), summary.c_str());
+}
+
 // ---------------------------------------------------------------------------
 // 4. Bootstrap
 // ---------------------------------------------------------------------------

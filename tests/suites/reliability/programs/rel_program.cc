@@ -12,6 +12,8 @@
 //                  socket (the agent's port stays the parent's). Prints one
 //                  "FORKSTORM ..." summary line; exit 0 if all children ended
 //                  well.
+//                  With a file name GO as 3rd argument: READY once the
+//                  threads run, and the storm starts when GO exists.
 //   child          see above: exit 0 when clean, 3 when a listening socket
 //                  was inherited.
 //   ctorlib LIB    dlopen()s LIB, whose constructor starts an allocating
@@ -161,7 +163,7 @@ bool ExitedZero(int status) {
   return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-int ForkStorm(int n) {
+int ForkStorm(int n, const char* go_file) {
   std::mutex mu;
   std::vector<std::thread> threads;
   std::atomic<long> thread_work{0};
@@ -184,6 +186,13 @@ int ForkStorm(int n) {
   // (the agent reads its environment once, at load, so this changes only
   // what the children see).
   setenv("PPROF_AGENT_ADDR", "off", 1);
+  if (*go_file) {
+    // Served mode: the test starts a CPU profile, then creates `go_file`.
+    it::AnnounceReady();
+    for (int waited = 0; access(go_file, F_OK) != 0 && waited < 60000; waited += 10) {
+      usleep(10000);
+    }
+  }
   const std::chrono::milliseconds timeout(20000);
   int hangs = 0, failures = 0;
   int counts[5] = {0, 0, 0, 0, 0};
@@ -245,6 +254,8 @@ int ForkStorm(int n) {
       "hangs=%d thread_work=%ld\n",
       counts[0], counts[1], counts[2], counts[3], counts[4], failures, hangs,
       thread_work.load());
+  std::fflush(stdout);
+  if (*go_file && !it::WaitForStdinClose(600)) return 1;
   return failures == 0 && hangs == 0 ? 0 : 1;
 }
 
@@ -390,7 +401,9 @@ int main(int argc, char** argv) {
   const char* arg = argc > 2 ? argv[2] : "";
   if (mode == "serve") return rel::Serve();
   if (mode == "child") return rel::Child();
-  if (mode == "forkstorm") return rel::ForkStorm(std::atoi(arg));
+  if (mode == "forkstorm") {
+    return rel::ForkStorm(std::atoi(arg), argc > 3 ? argv[3] : "");
+  }
   if (mode == "ctorlib") return rel::CtorLib(arg);
   if (mode == "dlopen") {
     return rel::DlopenStorm(arg, argc > 3 ? std::atoi(argv[3]) : 100,
