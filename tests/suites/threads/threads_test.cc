@@ -205,6 +205,30 @@ TEST_F(Threads, ThirdWaiterChainEndsInTheDeadlock) {
   EXPECT_THAT(Section(dump, late->tid), HasSubstr("it::WaitBehindDeadlock()"));
 }
 
+TEST_F(Threads, DeadlockThroughAReadHeldRwlockNamesTheReader) {
+  Start({"rwdeadlock"});
+  const std::vector<Announced> threads = AnnouncedThreads(program_.process->out());
+  const Announced* reader = Named(threads, "rw-reader");
+  const Announced* writer = Named(threads, "rw-writer");
+  ASSERT_NE(reader, nullptr) << program_.process->out();
+  ASSERT_NE(writer, nullptr);
+  const std::string rw = LockAddress(program_.process->out(), "RW");
+  const std::string mu = LockAddress(program_.process->out(), "M");
+  const std::string r = "thread " + std::to_string(reader->tid) + " (rw-reader)";
+  const std::string w = "thread " + std::to_string(writer->tid) + " (rw-writer)";
+  const std::string expected =
+      reader->tid < writer->tid
+          ? "DEADLOCK: " + r + " waits for mutex " + mu + " held by " + w +
+                ", which waits for rwlock " + rw + " (to write) held by " + r
+          : "DEADLOCK: " + w + " waits for rwlock " + rw + " (to write) held by " + r +
+                ", which waits for mutex " + mu + " held by " + w;
+  const std::string dump = DumpUntil(expected);
+  EXPECT_THAT(Summary(dump), HasSubstr(expected + "\n")) << dump;
+  EXPECT_THAT(Section(dump, writer->tid),
+              HasSubstr("for rwlock " + rw + " (to write), held by thread " +
+                        std::to_string(reader->tid) + " \"rw-reader\"\n"));
+}
+
 TEST_F(Threads, FiveHundredSleepingThreadsAllAppearWithTheirStacks) {
   Start({"sleepers", "500"});
   const std::vector<Announced> threads = AnnouncedThreads(program_.process->out());

@@ -7,6 +7,9 @@
 //   deadlock      dl-alpha locks A then B, dl-beta locks B then A (a
 //                 lock-order inversion that deadlocks for good); dl-late then
 //                 waits for A behind them
+//   rwdeadlock    rw-reader holds a std::shared_mutex for reading and wants a
+//                 std::mutex that rw-writer holds while it wants the
+//                 shared_mutex exclusively
 //   sleepers N    N threads parked in it::SleepInAlpha/Beta/Gamma (i % 3),
 //                 named sl-a-<i>, sl-b-<i>, sl-c-<i>, and one thread "masked"
 //                 that blocks every signal, parked in it::SleepMasked
@@ -26,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -109,6 +113,48 @@ int Deadlock() {
   AnnounceReady();
   WaitForStdinClose();
   // The deadlocked threads can never be joined; exit takes them down.
+  std::fflush(stdout);
+  _exit(0);
+}
+
+// --- deadlock through a read-held rwlock -------------------------------------------
+
+std::shared_mutex g_rw;
+std::mutex g_rw_mu;
+std::atomic<int> g_rw_first{0};
+
+void AwaitBothRwFirst() {
+  while (g_rw_first.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+// Holds the rwlock for reading (glibc does not record readers; the lock
+// hooks keep a per-thread read set that the dump reads), then wants the
+// mutex.
+IT_SITE void ReadThenLock() {
+  AnnounceThread("rw-reader", "it::ReadThenLock");
+  g_rw.lock_shared();
+  g_rw_first.fetch_add(1);
+  AwaitBothRwFirst();
+  g_rw_mu.lock();
+}
+
+IT_SITE void LockThenWrite() {
+  AnnounceThread("rw-writer", "it::LockThenWrite");
+  g_rw_mu.lock();
+  g_rw_first.fetch_add(1);
+  AwaitBothRwFirst();
+  g_rw.lock();
+}
+
+int RwDeadlock() {
+  PrintLine("LOCK RW " + std::to_string(reinterpret_cast<uintptr_t>(&g_rw)));
+  PrintLine("LOCK M " + std::to_string(reinterpret_cast<uintptr_t>(&g_rw_mu)));
+  StartDetached(ReadThenLock);
+  StartDetached(LockThenWrite);
+  AwaitBothRwFirst();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  AnnounceReady();
+  WaitForStdinClose();
   std::fflush(stdout);
   _exit(0);
 }
@@ -220,9 +266,11 @@ int main(int argc, char** argv) {
   it::StartAgentIfLinked();
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "deadlock") return it::Deadlock();
+  if (mode == "rwdeadlock") return it::RwDeadlock();
   if (mode == "sleepers" && argc > 2) return it::Sleepers(std::atoi(argv[2]));
   if (mode == "create" && argc > 3) return it::Create(std::atoi(argv[2]), std::atoi(argv[3]));
   if (mode == "churn") return it::Churn();
-  std::fprintf(stderr, "usage: %s deadlock | sleepers N | create N M | churn\n", argv[0]);
+  std::fprintf(stderr, "usage: %s deadlock | rwdeadlock | sleepers N | create N M | churn\n",
+               argv[0]);
   return 2;
 }
