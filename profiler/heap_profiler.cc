@@ -511,8 +511,12 @@ Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
     const uint32_t begin = p1.stack_begin[r.stack_id];
     const uint32_t end = p1.stack_end[r.stack_id];
     if (begin == end) continue;
-    auto [idx, inserted] = stack_index.emplace(r.stack_id, snap.stacks.size());
-    if (inserted) {
+    // Not a structured binding: a lambda below captures the index, and
+    // clang (the fuzz build) cannot capture structured bindings before C++20's
+    // P1091 lands there.
+    const auto emplaced = stack_index.emplace(r.stack_id, snap.stacks.size());
+    const auto idx = emplaced.first;
+    if (emplaced.second) {
       snap.stacks.push_back(Stack{std::vector<uint64_t>(p1.frames.begin() + begin,
                                                         p1.frames.begin() + end),
                                   false});
