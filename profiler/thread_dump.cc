@@ -705,6 +705,14 @@ bool CollectThreadDump(const ThreadDumpOptions& options, ThreadDump* dump,
     thread.agent = IsAgentThreadId(tid) || (tid == self && CurrentThreadIsAgent());
     if (thread.agent) {
       thread.missing = "pprof-agent's own thread (not signalled)";
+    } else if (thread.state == 'Z' || thread.state == 'X') {
+      // A main thread that called pthread_exit while others run stays a
+      // zombie: it exists but will never answer.
+      thread.missing = "the thread has exited (" + ThreadStateText(thread.state) + ")";
+    } else if (thread.state == 't' || thread.state == 'T') {
+      // Stopped by a debugger: the signal would wait until it is resumed.
+      thread.missing = "the thread is stopped (" + ThreadStateText(thread.state) +
+                       ") and cannot answer";
     } else if (status.blocks_signal) {
       thread.missing = "the thread blocks " + SignalName(dump->signal);
       ++dump->blocked;

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -354,6 +355,28 @@ TEST_F(Threads, ThreadsExitingDuringDumpsDoNoHarm) {
   }
   // The process is still healthy and answers.
   EXPECT_EQ(Get("/debug/pprof/threadcreate?debug=1").status, 200);
+}
+
+TEST_F(Threads, ExitedMainThreadIsListedAndNotWaitedFor) {
+  Start({"mainexits"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string dump = Dump();
+  const std::string main_section = Section(dump, program_.process->pid());
+  EXPECT_THAT(main_section, HasSubstr("(stack missing: the thread has exited (Z (zombie)))"))
+      << dump;
+  EXPECT_THAT(dump, HasSubstr(" 0 did not answer in time"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(dump, m, std::regex(R"(threads \(\d+ of pprof-agent\) in ([0-9.]+) ms)")));
+  EXPECT_LT(std::stod(m[1]), 500.0);
+  const std::vector<Announced> threads = AnnouncedThreads(program_.process->out());
+  ASSERT_EQ(threads.size(), 1u);
+  // The waiter answered with its stack. (Not checked by name: with the main
+  // thread a zombie, /proc/self/maps reads empty, and the symbolizer, which
+  // reads that file, finds no mapping.)
+  const std::string waiter = Section(dump, threads[0].tid);
+  EXPECT_THAT(waiter, HasSubstr("\"waiter\" [S (sleeping)]:\n"));
+  EXPECT_THAT(waiter, Not(HasSubstr("stack missing")));
+  EXPECT_GE(std::count(waiter.begin(), waiter.end(), '\n'), 4) << waiter;
 }
 
 TEST_F(Threads, ConcurrentDumpsAreSerializedOrRefusedNeverCorrupted) {

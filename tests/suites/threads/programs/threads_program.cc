@@ -18,6 +18,7 @@
 //                 joined); prints "CREATED <N> <M>"
 //   churn         threads are created and exit continuously until stdin
 //                 closes (READY first)
+//   mainexits     main calls pthread_exit; thread "waiter" waits for stdin
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -241,6 +242,22 @@ int Create(int n, int m) {
   return 0;
 }
 
+// --- main thread exits first -----------------------------------------------------
+
+// The main thread calls pthread_exit while "waiter" goes on: the kernel keeps
+// the main thread as a zombie, which must not hold a dump up.
+int MainExits() {
+  std::thread([] {
+    AnnounceThread("waiter", "it::MainExits");
+    WaitForStdinClose();
+    std::fflush(stdout);
+    _exit(0);
+  }).detach();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  AnnounceReady();
+  pthread_exit(nullptr);
+}
+
 // --- churn -----------------------------------------------------------------------------
 
 IT_SITE void ShortLived() { std::this_thread::sleep_for(std::chrono::microseconds(200)); }
@@ -270,7 +287,8 @@ int main(int argc, char** argv) {
   if (mode == "sleepers" && argc > 2) return it::Sleepers(std::atoi(argv[2]));
   if (mode == "create" && argc > 3) return it::Create(std::atoi(argv[2]), std::atoi(argv[3]));
   if (mode == "churn") return it::Churn();
-  std::fprintf(stderr, "usage: %s deadlock | rwdeadlock | sleepers N | create N M | churn\n",
+  if (mode == "mainexits") return it::MainExits();
+  std::fprintf(stderr, "usage: %s deadlock | rwdeadlock | sleepers N | create N M | churn | mainexits\n",
                argv[0]);
   return 2;
 }
