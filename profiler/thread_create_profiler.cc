@@ -29,6 +29,9 @@ constexpr uint32_t kMaxStacks = 4096;
 constexpr uint32_t kMaxFrames = 128 * 1024;
 constexpr int kLockSpins = 200;
 constexpr int kLockYields = 50;
+// The id ThreadCreateCaptureStack() returns for a thread the agent creates
+// for itself (its server): counted apart, not in the profile.
+constexpr uint32_t kAgentCreation = 0xffffffffu;
 
 struct CreateStore {
   SpinLock lock;
@@ -39,6 +42,7 @@ struct CreateStore {
   std::atomic<int64_t> no_stack{0};      // unwinder returned nothing
   std::atomic<int64_t> busy{0};          // table lock busy
   std::atomic<int64_t> full{0};          // table full
+  std::atomic<int64_t> agent{0};         // the agent's own threads
 
   bool EnsureCounts() {
     if (counts != nullptr) return true;
@@ -80,6 +84,14 @@ uint32_t ThreadCreateCaptureStack() {
   ReentrancyGuard guard;  // libunwind may allocate on first use
   uint64_t pcs[kMaxStackDepth];
   const int depth = CaptureStack(pcs, kMaxStackDepth);
+  // CaptureStack() trims the interposer's own frames; an agent frame further
+  // up means the agent itself creates the thread (its server's threads).
+  for (int i = 0; i < depth; ++i) {
+    if (IsAgentPc(pcs[i])) {
+      errno = saved_errno;
+      return kAgentCreation;
+    }
+  }
   uint32_t id = 0;
   if (depth <= 0) {
     store.no_stack.fetch_add(1, std::memory_order_relaxed);
@@ -96,6 +108,10 @@ uint32_t ThreadCreateCaptureStack() {
 
 void ThreadCreateRecord(uint32_t stack_id) {
   CreateStore& store = Store();
+  if (stack_id == kAgentCreation) {
+    store.agent.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   store.total.fetch_add(1, std::memory_order_relaxed);
   if (stack_id == 0 || stack_id > kMaxStacks) {
     if (!SamplingEnabled()) store.before_start.fetch_add(1, std::memory_order_relaxed);
@@ -136,7 +152,9 @@ ThreadCreateRaw CollectThreadCreate() {
   raw.comments.push_back(
       "pprof-agent: threadcreate: threads created through pthread_create since "
       "the agent was loaded, by creating stack; " +
-      std::to_string(raw.total) + " created in all");
+      std::to_string(raw.total) + " created in all, and " +
+      std::to_string(store.agent.load(std::memory_order_relaxed)) +
+      " by pprof-agent for itself (not shown)");
   const int64_t before = store.before_start.load(std::memory_order_relaxed);
   const int64_t no_stack = store.no_stack.load(std::memory_order_relaxed);
   const int64_t busy = store.busy.load(std::memory_order_relaxed);

@@ -24,7 +24,9 @@
 namespace pprof_agent::internal {
 
 // Hook side. The id of the calling thread's stack (its caller of
-// pthread_create first), or 0 when it could not be captured.
+// pthread_create first), 0 when it could not be captured, or a private
+// value when the agent creates a thread for itself (not profiled: counted
+// in the profile's comments only).
 uint32_t ThreadCreateCaptureStack();
 // Hook side. A thread was created from stack `stack_id` (0: unknown).
 void ThreadCreateRecord(uint32_t stack_id);
@@ -49,7 +51,8 @@ ThreadCreateRaw CollectThreadCreate();
 Snapshot ThreadCreateProfile(const ThreadCreateRaw& raw,
                              const ThreadCreateRaw* base = nullptr);
 
-// Threads created since the agent was loaded (the index page's count).
+// Threads the application created since the agent was loaded (the index
+// page's count).
 int64_t ThreadCreateTotal();
 
 }  // namespace pprof_agent::internal
