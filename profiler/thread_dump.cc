@@ -472,7 +472,6 @@ void CollectBatch(DumpSlot* slots, std::vector<Target>& batch, ThreadDump* dump,
   const uint32_t generation = g_dump.generation.fetch_add(1) + 1;
   // Claim a slot per thread, skipping slots a stalled handler still writes.
   uint32_t next = 0;
-  size_t claimed = 0;
   for (Target& t : batch) {
     bool got = false;
     while (next < kSlots && !got) {
@@ -489,9 +488,7 @@ void CollectBatch(DumpSlot* slots, std::vector<Target>& batch, ThreadDump* dump,
     if (!got) {
       dump->threads[t.thread].missing = "no free dump slot";
       t.slot = kSlots;
-      continue;
     }
-    ++claimed;
   }
   for (Target& t : batch) {
     if (t.slot >= kSlots) continue;
