@@ -717,6 +717,7 @@ bool CollectThreadDump(const ThreadDumpOptions& options, ThreadDump* dump,
     dump->threads.push_back(std::move(thread));
   }
   const std::vector<WaitInfo> waits_before = GlobalWaitRegistry().Snapshot();
+  dump->waits_tracked = SamplingEnabled() && (MutexRate() > 0 || BlockRate() > 0);
 
   DumpSlot* slots = nullptr;
   if (!options.stacks) {

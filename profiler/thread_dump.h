@@ -86,6 +86,9 @@ struct ThreadDump {
   int64_t exited = 0;      // threads that exited during the dump (left out)
   int64_t timed_out = 0;   // did not answer in time
   int64_t blocked = 0;     // block the signal
+  // The lock hooks publish waits only while a contention profile is on
+  // (PPROF_AGENT_MUTEX_RATE or BLOCK_RATE > 0); false: no wait-for graph.
+  bool waits_tracked = true;
   std::vector<std::string> comments;
 };
 

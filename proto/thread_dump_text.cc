@@ -170,7 +170,13 @@ std::string ThreadDumpText(const ThreadDump& dump, SymbolSource& symbols) {
   }
   out += "\n";
   const std::vector<WaitNode> nodes = WaitNodesOf(dump);
-  out += FormatWaitSummary(nodes, AnalyzeWaitGraph(nodes));
+  if (!dump.waits_tracked) {
+    out += "wait-for graph: not available: the lock hooks record waits only while "
+           "a contention profile is on (PPROF_AGENT_MUTEX_RATE or "
+           "PPROF_AGENT_BLOCK_RATE > 0)\n";
+  } else {
+    out += FormatWaitSummary(nodes, AnalyzeWaitGraph(nodes));
+  }
   out += "\n";
 
   Frames frames(symbols);

@@ -230,6 +230,18 @@ TEST_F(Threads, DeadlockThroughAReadHeldRwlockNamesTheReader) {
                         std::to_string(reader->tid) + " \"rw-reader\"\n"));
 }
 
+TEST_F(Threads, WithBothContentionProfilesOffTheDumpSaysWhyThereIsNoGraph) {
+  EnvChanges env;
+  env.set["PPROF_AGENT_MUTEX_RATE"] = "0";
+  env.set["PPROF_AGENT_BLOCK_RATE"] = "0";
+  Start({"deadlock"}, Flavour::kPreloaded, env);
+  const std::string dump = Dump();
+  EXPECT_THAT(Summary(dump), HasSubstr("wait-for graph: not available: the lock hooks record "
+                                       "waits only while a contention profile is on"));
+  // The threads and their stacks are there all the same.
+  EXPECT_THAT(dump, HasSubstr("it::LockAlphaThenBeta()"));
+}
+
 TEST_F(Threads, FiveHundredSleepingThreadsAllAppearWithTheirStacks) {
   Start({"sleepers", "500"});
   const std::vector<Announced> threads = AnnouncedThreads(program_.process->out());
