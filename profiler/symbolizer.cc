@@ -805,7 +805,13 @@ bool Symbolizer::Impl::RefreshLocked() {
   std::vector<LoadedObject> loaded;
   dl_iterate_phdr(CollectObjectCallback, &loaded);
   std::string text;
-  if (!ReadWholeFile("/proc/self/maps", &text)) return false;
+  // thread-self: once the main thread has exited (pthread_exit), the
+  // process-level /proc/self/maps reads empty; the calling thread's view
+  // is the same address space and stays readable.
+  if (!ReadWholeFile("/proc/thread-self/maps", &text) &&
+      !ReadWholeFile("/proc/self/maps", &text)) {
+    return false;
+  }
   std::vector<MappingInfo> parsed = ParseProcMaps(text);
   // In the live process we know the executable for certain.
   const std::string exe = ExecutablePath();

@@ -27,6 +27,7 @@
 //     arms the thread's own CPU timer when a profile runs.
 //  3. OnThreadExit (new thread, at exit): the CPU profiler deletes its timer.
 #include "profiler/thread_hooks.h"
+#include "profiler/thread_registry.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -77,7 +78,10 @@ void OnThreadStart(const ThreadStartContext& ctx) {
   CpuOnThreadStart();
 }
 
-void OnThreadExit() { CpuOnThreadExit(); }
+void OnThreadExit() {
+  CpuOnThreadExit();
+  ThreadRegistryOnExit();  // heap samples' thread_state=exited (idempotent)
+}
 
 // --- exit detection ------------------------------------------------------------
 
