@@ -42,6 +42,8 @@
 //  - Time a thread spends blocked is not CPU time: no signal interrupts it.
 #include "profiler/cpu_profiler.h"
 
+#include "profiler/signal_install.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -237,44 +239,17 @@ void CpuSignalHandler(int, siginfo_t* info, void* ucontext) {
 // --- handler installation -----------------------------------------------------
 
 bool HandlerIsOurs(const struct sigaction& sa) {
-  return (sa.sa_flags & SA_SIGINFO) != 0 && sa.sa_sigaction == CpuSignalHandler;
+  return IsHandler(sa, CpuSignalHandler);
 }
 
 // Installs the handler for `signo` unless the application has its own there.
-// SIG_DFL and SIG_IGN count as free: nothing of the application runs on the
-// signal, and while no profile runs the installed handler ignores it as well.
+// While no profile runs the installed handler ignores the signal. (A thread
+// blocked in a system call uses no CPU and gets no signal from its own CPU
+// timer in the first place, so SA_RESTART rarely matters here.)
 bool EnsureHandler(int signo, std::string* message) {
-  struct sigaction current;
-  if (sigaction(signo, nullptr, &current) != 0) {
-    *message = "cannot read the disposition of " + CpuSignalName(signo) +
-               ": " + strerror(errno);
-    return false;
-  }
-  if (HandlerIsOurs(current)) return true;
-  const bool is_default = (current.sa_flags & SA_SIGINFO) == 0 &&
-                          (current.sa_handler == SIG_DFL ||
-                           current.sa_handler == SIG_IGN);
-  if (!is_default) {
-    *message = CpuSignalName(signo) +
-               " already has a handler installed by the application; the agent "
-               "does not replace it (set PPROF_AGENT_CPU_SIGNAL to a free "
-               "signal, e.g. SIGRTMIN+4)";
-    return false;
-  }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_sigaction = CpuSignalHandler;
-  // SA_RESTART: a system call the signal interrupts is restarted where the
-  // kernel allows it. (A thread blocked in a system call uses no CPU and gets
-  // no signal from its own CPU timer in the first place.)
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(signo, &sa, nullptr) != 0) {
-    *message = "cannot install the handler for " + CpuSignalName(signo) +
-               ": " + strerror(errno);
-    return false;
-  }
-  return true;
+  return InstallHandlerIfFree(
+      signo, CpuSignalHandler, CpuSignalName(signo),
+      "set PPROF_AGENT_CPU_SIGNAL to a free signal, e.g. SIGRTMIN+4", message);
 }
 
 // --- timers -------------------------------------------------------------------

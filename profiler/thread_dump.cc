@@ -26,6 +26,8 @@
 //   requests until it is done.
 #include "profiler/thread_dump.h"
 
+#include "profiler/signal_install.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -180,44 +182,15 @@ std::string SignalName(int signo) {
                            : "signal " + std::to_string(signo);
 }
 
-bool HandlerIsOurs(const struct sigaction& sa) {
-  return (sa.sa_flags & SA_SIGINFO) != 0 && sa.sa_sigaction == DumpSignalHandler;
-}
-
 // Installs the handler unless the application has its own for the signal
-// (the CPU profiler's policy). Once installed it stays: a signal that is
-// still queued when a dump ends (a thread unblocked it later) must meet our
-// handler, not the default action, which for a real-time signal kills.
+// (the CPU profiler's policy, profiler/signal_install.h). Once installed it
+// stays: a signal that is still queued when a dump ends (a thread unblocked
+// it later) must meet our handler, not the default action, which for a
+// real-time signal kills.
 bool EnsureHandler(int signo, std::string* message) {
-  struct sigaction current;
-  if (sigaction(signo, nullptr, &current) != 0) {
-    *message = "cannot read the disposition of " + SignalName(signo) + ": " +
-               strerror(errno);
-    return false;
-  }
-  if (HandlerIsOurs(current)) return true;
-  const bool is_default = (current.sa_flags & SA_SIGINFO) == 0 &&
-                          (current.sa_handler == SIG_DFL ||
-                           current.sa_handler == SIG_IGN);
-  if (!is_default) {
-    *message = SignalName(signo) +
-               " already has a handler installed by the application; the agent "
-               "does not replace it (set PPROF_AGENT_DUMP_SIGNAL to a free "
-               "signal)";
-    return false;
-  }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_sigaction = DumpSignalHandler;
-  // SA_RESTART: the system calls the kernel can restart are restarted.
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(signo, &sa, nullptr) != 0) {
-    *message = "cannot install the handler for " + SignalName(signo) + ": " +
-               strerror(errno);
-    return false;
-  }
-  return true;
+  return InstallHandlerIfFree(signo, DumpSignalHandler, SignalName(signo),
+                              "set PPROF_AGENT_DUMP_SIGNAL to a free signal",
+                              message);
 }
 
 DumpSlot* EnsureSlots() {
