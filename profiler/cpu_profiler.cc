@@ -802,7 +802,8 @@ CpuRaw CpuProfileSession::Stop() {
   raw.comments.push_back(
       "cpu timers process lifetime: created=" +
       std::to_string(s.total_created.load()) +
-      " deleted=" + std::to_string(s.total_deleted.load()));
+      " deleted=" + std::to_string(s.total_deleted.load()) +
+      " profiles=" + std::to_string(s.total_profiles.load()));
   for (std::string& note : agg.notes) raw.comments.push_back(std::move(note));
   s.busy.store(false, std::memory_order_release);
   return raw;

@@ -6,10 +6,10 @@
 # Sizes: PA_RELIABILITY_SCALE=ci (default, the whole suite fits the CI
 # budget) or long (the closing-note figures); see reliability_test.cc.
 #
-# Under a sanitizer the agent cannot be preloaded (the sanitizer runtime owns
-# malloc); see tests/integration/CMakeLists.txt.
-if(NOT PA_SANITIZE STREQUAL "")
-  message(STATUS "reliability tests: skipped under PA_SANITIZE=${PA_SANITIZE}")
+# Not under TSan, which owns malloc and the mutex functions the agent
+# interposes; see tests/integration/CMakeLists.txt.
+if(PA_SANITIZE STREQUAL "thread")
+  message(STATUS "reliability tests: skipped under PA_SANITIZE=thread")
   return()
 endif()
 
@@ -28,6 +28,22 @@ foreach(flavour plain linked)
   target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR})
   target_compile_options(${target} PRIVATE -O2 -g)
   target_link_libraries(${target} PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+  set_target_properties(${target} PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${PA_REL_PROGRAM_DIR})
+  if(flavour STREQUAL "linked")
+    target_link_libraries(${target} PRIVATE pprof_agent::pprof_agent)
+    target_compile_definitions(${target} PRIVATE PA_IT_LINKED=1)
+  endif()
+  list(APPEND _rel_programs ${target})
+endforeach()
+
+# The signal scenarios' host (signals_test.cc), preloaded and linked.
+foreach(flavour plain linked)
+  set(target rel_signals_${flavour})
+  add_executable(${target} ${PA_REL_DIR}/programs/rel_signals.cc)
+  target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_options(${target} PRIVATE -O2 -g)
+  target_link_libraries(${target} PRIVATE Threads::Threads)
   set_target_properties(${target} PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${PA_REL_PROGRAM_DIR})
   if(flavour STREQUAL "linked")
@@ -56,6 +72,7 @@ list(APPEND _rel_programs rel_bootstrap_plain rel_ctorlib rel_dl)
 
 add_executable(reliability_test
   ${PA_REL_DIR}/reliability_test.cc
+  ${PA_REL_DIR}/signals_test.cc
   ${PA_REL_DIR}/raw_http.cc
   ${CMAKE_SOURCE_DIR}/tests/integration/subprocess.cc
   ${CMAKE_SOURCE_DIR}/tests/integration/integration_util.cc)
