@@ -441,6 +441,17 @@ void AppendComments(const std::vector<std::string>& comments,
   }
 }
 
+// Puts the truncation line first among the closing comments, where a
+// reader of a cut text looks.
+void NoteTruncation(size_t max_bytes, size_t written, size_t total,
+                    std::string_view records,
+                    std::vector<std::string>* comments) {
+  if (written >= total) return;
+  comments->insert(
+      comments->begin(),
+      TruncationComment(max_bytes, total - written, total, records));
+}
+
 int FindType(const Snapshot& snapshot, std::string_view type) {
   for (size_t i = 0; i < snapshot.sample_types.size(); ++i) {
     if (snapshot.sample_types[i].type == type) return static_cast<int>(i);
@@ -492,7 +503,7 @@ void UnscaleHeapRecord(const Sample& sample, int64_t rate, HeapRecord* r) {
 // Go's writeHeapInternal (runtime/pprof, debug=1), record for record.
 std::string HeapText(const Snapshot& snapshot, int alloc_objects_i,
                      int alloc_space_i, int inuse_objects_i, int inuse_space_i,
-                     SymbolSource& symbols) {
+                     SymbolSource& symbols, size_t max_bytes) {
   std::vector<std::string> comments = snapshot.comments;
   std::vector<HeapRecord> records;
   size_t malformed = 0;
@@ -549,7 +560,10 @@ std::string HeapText(const Snapshot& snapshot, int alloc_objects_i,
                 static_cast<int64_t>(alloc_bytes), static_cast<int64_t>(rate));
   out.append(buf);
   FrameCache cache(symbols);
+  size_t written = 0;
   for (const HeapRecord& r : records) {
+    if (!TextHasRoom(&out, max_bytes)) break;
+    ++written;
     std::snprintf(
         buf, sizeof(buf), "%" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "]",
         r.inuse_objects, r.inuse_bytes, r.alloc_objects, r.alloc_bytes);
@@ -557,13 +571,15 @@ std::string HeapText(const Snapshot& snapshot, int alloc_objects_i,
     AppendAddresses(*r.stack, &out);
     AppendStackRecord(*r.stack, /*all_frames=*/false, cache, &out);
   }
+  NoteTruncation(max_bytes, written, records.size(), "records", &comments);
   AppendComments(comments, &out);
   return out;
 }
 
 // Any other profile: a header naming the sample types and period, then one
 // record per sample in the heap form ("v1 v2 ... @ addresses" and frames).
-std::string GenericText(const Snapshot& snapshot, SymbolSource& symbols) {
+std::string GenericText(const Snapshot& snapshot, SymbolSource& symbols,
+                        size_t max_bytes) {
   std::vector<std::string> comments = snapshot.comments;
   std::string out = "profile:";
   for (const ValueType& t : snapshot.sample_types) {
@@ -574,12 +590,17 @@ std::string GenericText(const Snapshot& snapshot, SymbolSource& symbols) {
   AppendInt(&out, snapshot.period);
   out.push_back('\n');
   FrameCache cache(symbols);
-  size_t malformed = 0;
+  size_t malformed = 0, written = 0, left_out = 0;
   for (const Sample& sample : snapshot.samples) {
     if (IsMalformed(snapshot, sample)) {
       ++malformed;
       continue;
     }
+    if (left_out > 0 || !TextHasRoom(&out, max_bytes)) {
+      ++left_out;
+      continue;
+    }
+    ++written;
     for (size_t i = 0; i < sample.values.size(); ++i) {
       if (i > 0) out.push_back(' ');
       AppendInt(&out, sample.values[i]);
@@ -591,11 +612,34 @@ std::string GenericText(const Snapshot& snapshot, SymbolSource& symbols) {
     AppendStackRecord(stack, /*all_frames=*/true, cache, &out);
   }
   if (malformed > 0) comments.push_back(MalformedComment(malformed));
+  NoteTruncation(max_bytes, written, written + left_out, "records", &comments);
   AppendComments(comments, &out);
   return out;
 }
 
 }  // namespace
+
+bool TextHasRoom(std::string* out, size_t max_bytes) {
+  if (out->size() >= max_bytes) return false;
+  // Room for the record that crosses the limit and the closing comments;
+  // a bigger record still fits, at the cost of one reallocation.
+  constexpr size_t kSlack = size_t{1} << 20;
+  if (out->size() >= kTextReserveAfterBytes &&
+      out->capacity() < max_bytes + kSlack) {
+    out->reserve(max_bytes + kSlack);
+  }
+  return true;
+}
+
+std::string TruncationComment(size_t limit, size_t left_out, size_t total,
+                              std::string_view records) {
+  std::string line = "pprof-agent: text truncated at " + std::to_string(limit) +
+                     " bytes: " + std::to_string(left_out) + " of " +
+                     std::to_string(total) + " ";
+  line.append(records);
+  line.append(" left out (debug=0 has them all)");
+  return line;
+}
 
 std::string BuildProfileProto(const Snapshot& snapshot, SymbolSource& symbols) {
   return ProfileBuilder(symbols).Build(snapshot);
@@ -651,17 +695,18 @@ std::string Gzip(const std::string& data) {
   return out;
 }
 
-std::string LegacyHeapText(const Snapshot& snapshot, SymbolSource& symbols) {
+std::string LegacyHeapText(const Snapshot& snapshot, SymbolSource& symbols,
+                           size_t max_bytes) {
   const int alloc_objects = FindType(snapshot, "alloc_objects");
   const int alloc_space = FindType(snapshot, "alloc_space");
   const int inuse_objects = FindType(snapshot, "inuse_objects");
   const int inuse_space = FindType(snapshot, "inuse_space");
   if (alloc_objects < 0 || alloc_space < 0 || inuse_objects < 0 ||
       inuse_space < 0) {
-    return GenericText(snapshot, symbols);
+    return GenericText(snapshot, symbols, max_bytes);
   }
   return HeapText(snapshot, alloc_objects, alloc_space, inuse_objects,
-                  inuse_space, symbols);
+                  inuse_space, symbols, max_bytes);
 }
 
 std::string LegacyHeapText(const Snapshot& snapshot, Symbolizer& symbols) {
@@ -670,12 +715,13 @@ std::string LegacyHeapText(const Snapshot& snapshot, Symbolizer& symbols) {
 }
 
 std::string LegacyContentionText(const Snapshot& snapshot,
-                                 std::string_view name,
-                                 int64_t sampling_period,
-                                 SymbolSource& symbols) {
+                                 std::string_view name, int64_t sampling_period,
+                                 SymbolSource& symbols, size_t max_bytes) {
   const int contentions = FindType(snapshot, "contentions");
   const int delay = FindType(snapshot, "delay");
-  if (contentions < 0 || delay < 0) return GenericText(snapshot, symbols);
+  if (contentions < 0 || delay < 0) {
+    return GenericText(snapshot, symbols, max_bytes);
+  }
   std::vector<std::string> comments = snapshot.comments;
   struct Row {
     int64_t delay;
@@ -706,7 +752,10 @@ std::string LegacyContentionText(const Snapshot& snapshot,
     out.push_back('\n');
   }
   FrameCache cache(symbols);
+  size_t written = 0;
   for (const Row& row : rows) {
+    if (!TextHasRoom(&out, max_bytes)) break;
+    ++written;
     AppendInt(&out, row.delay);
     out.push_back(' ');
     AppendInt(&out, row.count);
@@ -715,6 +764,7 @@ std::string LegacyContentionText(const Snapshot& snapshot,
     // allFrames): the lock call itself is the point.
     AppendStackRecord(*row.stack, /*all_frames=*/true, cache, &out);
   }
+  NoteTruncation(max_bytes, written, rows.size(), "records", &comments);
   AppendComments(comments, &out);
   return out;
 }
@@ -728,8 +778,8 @@ std::string LegacyContentionText(const Snapshot& snapshot,
 }
 
 std::string LegacyCountProfileText(const Snapshot& snapshot,
-                                   std::string_view name,
-                                   SymbolSource& symbols) {
+                                   std::string_view name, SymbolSource& symbols,
+                                   size_t max_bytes) {
   std::vector<std::string> comments = snapshot.comments;
   struct Group {
     int64_t count = 0;
@@ -778,7 +828,10 @@ std::string LegacyCountProfileText(const Snapshot& snapshot,
   AppendInt(&out, total);
   out.push_back('\n');
   FrameCache cache(symbols);
+  size_t written = 0;
   for (const Group* group : order) {
+    if (!TextHasRoom(&out, max_bytes)) break;
+    ++written;
     AppendInt(&out, group->count);
     AppendAddresses(*group->stack, &out);
     if (!group->names.empty()) {
@@ -805,6 +858,7 @@ std::string LegacyCountProfileText(const Snapshot& snapshot,
     }
     AppendStackRecord(*group->stack, /*all_frames=*/false, cache, &out);
   }
+  NoteTruncation(max_bytes, written, order.size(), "records", &comments);
   AppendComments(comments, &out);
   return out;
 }

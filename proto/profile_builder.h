@@ -56,13 +56,43 @@ std::string BuildProfileGzip(const Snapshot& snapshot, SymbolSource& symbols);
 // gzip of arbitrary bytes (fast level); returns "" only on zlib failure.
 std::string Gzip(const std::string& data);
 
+// Every legacy text (debug=1 and 2) is built whole in the host's memory
+// before it is sent, and its size grows with the number of stacks: with the
+// stack table full (2^20 distinct stacks offered), heap?debug=1 was 250 MB
+// and raised the host's peak RSS by 550 MB. So each text stops adding
+// records once it reaches kMaxTextBytes; the record that crosses the limit
+// is still written whole, so a text is at most the limit plus one record
+// plus its closing comments. A text cut short ends with a comment line (Go's
+// parsers skip "#" lines)
+//   # pprof-agent: text truncated at <limit> bytes: <n> of <total> <records>
+//     left out (debug=0 has them all)
+// and its header totals still count every record. The buffer is reserved
+// whole once a text passes kTextReserveAfterBytes, so it never grows by
+// doubling past the limit: building a text costs at most about the limit in
+// resident memory (untouched reserved pages are not resident), on top of
+// the snapshot that debug=0 needs as well.
+inline constexpr size_t kMaxTextBytes = size_t{32} << 20;
+inline constexpr size_t kTextReserveAfterBytes = size_t{1} << 20;
+
+// Whether a text being built in `out` may take another record under
+// `max_bytes`. The first time the text passes kTextReserveAfterBytes it
+// reserves the rest of the budget (plus room for the record that crosses
+// it and the comments), so that no reallocation copies it again.
+bool TextHasRoom(std::string* out, size_t max_bytes);
+
+// The closing comment of a text cut at `limit` bytes, without "# " (see
+// kMaxTextBytes). `records` names what was left out ("records", "threads").
+std::string TruncationComment(size_t limit, size_t left_out, size_t total,
+                              std::string_view records);
+
 // Go's legacy heap text (`heap?debug=1`): header line, one record per
 // sample with inuse and alloc counts and addresses, then `# ` lines with
 // symbolized frames. Expects the heap sample types in Go's order.
 // Values are printed as raw sample counts (see the .cc) and other sample
 // types get a generic listing of the same shape.
 std::string LegacyHeapText(const Snapshot& snapshot, Symbolizer& symbols);
-std::string LegacyHeapText(const Snapshot& snapshot, SymbolSource& symbols);
+std::string LegacyHeapText(const Snapshot& snapshot, SymbolSource& symbols,
+                           size_t max_bytes = kMaxTextBytes);
 
 // Go's legacy text of the mutex and block profiles (`mutex?debug=1`; Go's
 // runtime/pprof writeProfileInternal): "--- <name>:", "cycles/second=" (our
@@ -75,9 +105,9 @@ std::string LegacyContentionText(const Snapshot& snapshot,
                                  std::string_view name,
                                  int64_t sampling_period, Symbolizer& symbols);
 std::string LegacyContentionText(const Snapshot& snapshot,
-                                 std::string_view name,
-                                 int64_t sampling_period,
-                                 SymbolSource& symbols);
+                                 std::string_view name, int64_t sampling_period,
+                                 SymbolSource& symbols,
+                                 size_t max_bytes = kMaxTextBytes);
 
 // Go's legacy text of a count profile (`goroutine?debug=1`,
 // `threadcreate?debug=1`; runtime/pprof printCountProfile): "<name> profile:
@@ -90,8 +120,8 @@ std::string LegacyContentionText(const Snapshot& snapshot,
 std::string LegacyCountProfileText(const Snapshot& snapshot,
                                    std::string_view name, Symbolizer& symbols);
 std::string LegacyCountProfileText(const Snapshot& snapshot,
-                                   std::string_view name,
-                                   SymbolSource& symbols);
+                                   std::string_view name, SymbolSource& symbols,
+                                   size_t max_bytes = kMaxTextBytes);
 
 }  // namespace pprof_agent::internal
 

@@ -150,7 +150,8 @@ class SymbolizerAdapter final : public SymbolSource {
 
 }  // namespace
 
-std::string ThreadDumpText(const ThreadDump& dump, SymbolSource& symbols) {
+std::string ThreadDumpText(const ThreadDump& dump, SymbolSource& symbols,
+                           size_t max_bytes) {
   std::unordered_map<int32_t, const DumpedThread*> by_tid;
   size_t agent = 0;
   for (const DumpedThread& t : dump.threads) {
@@ -187,7 +188,10 @@ std::string ThreadDumpText(const ThreadDump& dump, SymbolSource& symbols) {
     if (a->agent != b->agent) return !a->agent;
     return a->tid < b->tid;
   });
+  size_t written = 0;
   for (const DumpedThread* tp : order) {
+    if (!TextHasRoom(&out, max_bytes)) break;
+    ++written;
     const DumpedThread& t = *tp;
     out += ThreadLabel(t) + " [" + ThreadStateText(t.state) + "]";
     if (t.agent) out += " (pprof-agent)";
@@ -245,6 +249,12 @@ std::string ThreadDumpText(const ThreadDump& dump, SymbolSource& symbols) {
       }
     }
     out += "\n";
+  }
+  if (written < order.size()) {
+    out += "# " +
+           TruncationComment(max_bytes, order.size() - written, order.size(),
+                             "threads") +
+           "\n";
   }
   for (const std::string& comment : dump.comments) out += "# " + comment + "\n";
   return out;

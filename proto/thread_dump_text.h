@@ -18,7 +18,11 @@
 namespace pprof_agent::internal {
 
 std::string ThreadDumpText(const ThreadDump& dump, Symbolizer& symbols);
-std::string ThreadDumpText(const ThreadDump& dump, SymbolSource& symbols);
+// Threads stop being listed once the text reaches `max_bytes` (the limit
+// every text has; kMaxTextBytes in profile_builder.h), and a closing line
+// says how many were left out.
+std::string ThreadDumpText(const ThreadDump& dump, SymbolSource& symbols,
+                           size_t max_bytes = kMaxTextBytes);
 
 }  // namespace pprof_agent::internal
 
