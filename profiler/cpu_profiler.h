@@ -15,7 +15,9 @@
 // when a profile ends never meets the default action (which would kill the
 // process). An application handler already installed for the signal is never
 // replaced: the profile fails with a message that names the signal and the
-// setting to change (PPROF_AGENT_CPU_SIGNAL).
+// setting to change (PPROF_AGENT_CPU_SIGNAL). An application that installs
+// its handler over ours while a profile runs ends that profile at its next
+// Poll(); the whole policy is in profiler/signal_install.h.
 //
 // Fork: a child does not inherit timers; an atfork handler resets the state so
 // that a child can profile itself. Exec: the kernel deletes the timers, but a

@@ -1,13 +1,28 @@
-// Signal-handler installation shared by the CPU profiler and the thread dump.
+// Signal-handler installation shared by the CPU profiler and the thread dump;
+// the policy is in signal_install.h.
 #include "profiler/signal_install.h"
 
 #include <errno.h>
 #include <string.h>
 
 namespace pprof_agent::internal {
+namespace {
+
+std::string InUseMessage(const std::string& signal_name, const char* setting_hint) {
+  return signal_name +
+         " already has a handler installed by the application; the agent "
+         "does not replace it (" + setting_hint + ")";
+}
+
+}  // namespace
 
 bool IsHandler(const struct sigaction& sa, SignalAction handler) {
   return (sa.sa_flags & SA_SIGINFO) != 0 && sa.sa_sigaction == handler;
+}
+
+bool IsFreeDisposition(const struct sigaction& sa) {
+  return (sa.sa_flags & SA_SIGINFO) == 0 &&
+         (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN);
 }
 
 bool InstallHandlerIfFree(int signo, SignalAction handler,
@@ -20,13 +35,8 @@ bool InstallHandlerIfFree(int signo, SignalAction handler,
     return false;
   }
   if (IsHandler(current, handler)) return true;
-  const bool is_default = (current.sa_flags & SA_SIGINFO) == 0 &&
-                          (current.sa_handler == SIG_DFL ||
-                           current.sa_handler == SIG_IGN);
-  if (!is_default) {
-    *message = signal_name +
-               " already has a handler installed by the application; the agent "
-               "does not replace it (" + setting_hint + ")";
+  if (!IsFreeDisposition(current)) {
+    *message = InUseMessage(signal_name, setting_hint);
     return false;
   }
   struct sigaction sa;
@@ -36,9 +46,18 @@ bool InstallHandlerIfFree(int signo, SignalAction handler,
   // kernel allows it.
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(signo, &sa, nullptr) != 0) {
+  struct sigaction previous;
+  if (sigaction(signo, &sa, &previous) != 0) {
     *message = "cannot install the handler for " + signal_name + ": " +
                strerror(errno);
+    return false;
+  }
+  if (!IsFreeDisposition(previous) && !IsHandler(previous, handler)) {
+    // The application installed its handler after our check: give it back.
+    // (Signals of ours cannot be in flight: nothing is armed before this
+    // returns true.)
+    sigaction(signo, &previous, nullptr);
+    *message = InUseMessage(signal_name, setting_hint);
     return false;
   }
   return true;

@@ -265,12 +265,13 @@ std::set<int64_t> ThreadsIn(const RawProfile& p, const std::string& function) {
 // One start/stop cycle over HTTP: asks for a 60 s profile, waits until its
 // timers exist (the profile is running), optionally holds it for `hold`,
 // then half-closes the connection. The server sees the client gone at its
-// next poll (100 ms at most), stops the profile and answers 400 before it
-// closes: reading to the close therefore waits for the whole stop, and the
-// next cycle never meets a busy profiler.
+// next poll (100 ms at most), stops the profile and closes the connection
+// once the handler has returned (cpp-httplib writes no answer to a peer that
+// has shut its side): waiting for the close therefore waits for the whole
+// stop, and the next cycle never meets a busy profiler.
 struct Cycle {
   bool started = false;  // timers were seen
-  int status = 0;
+  bool ended = false;    // closed by the server, with no answer or a 400
   std::string detail;
 };
 Cycle ProfileCycle(int port, pid_t pid, int hz, Millis hold) {
@@ -293,10 +294,10 @@ Cycle ProfileCycle(int port, pid_t pid, int hz, Millis hold) {
   if (hold.count() > 0) std::this_thread::sleep_for(hold);
   shutdown(fd, SHUT_WR);
   std::string received;
-  WaitForServerClose(fd, Millis(20000), &received);
+  const bool closed = WaitForServerClose(fd, Millis(20000), &received);
   close(fd);
-  if (received.rfind("HTTP/1.1 ", 0) == 0) c.status = std::atoi(received.c_str() + 9);
-  c.detail = received.substr(0, 300);
+  c.ended = closed && (received.empty() || received.rfind("HTTP/1.1 400", 0) == 0);
+  c.detail = "closed=" + std::to_string(closed) + " " + received.substr(0, 300);
   return c;
 }
 
@@ -525,9 +526,9 @@ TEST_P(SignalsFlavours, ASignalPendingWhenTheProfileEndsIsIgnoredWhenUnblocked) 
   const HttpResult r = request.get();
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(PosixTimers(pid), 0);
-  // Whether a deleted timer's queued signal survives timer_delete depends on
-  // the kernel (dropped since Linux 6.13's timer rework); the "unblock"
-  // command queues one more with tgkill so that one is certainly pending.
+  // Whether a deleted timer's queued signal stays pending after timer_delete
+  // depends on the kernel (it does on 6.18, the reference VM's); the
+  // "unblock" command queues one more with tgkill so that one certainly is.
   const long pending_after_stop = std::stol(host->Status().at("toggler_pending"));
   EXPECT_EQ(host->Status().at("handler"), "agent");
   const std::string unblocked = host->Command("unblock");
@@ -558,20 +559,20 @@ TEST_P(SignalsFlavours, StartStopCyclesWhileFourThreadsAreBusy) {
   const size_t threads_before = Tasks(pid).size();
   const long sigq_before = SigQ(pid);
   const std::vector<long> work_before = Numbers(host->Status().at("work"));
-  int started = 0, answered_400 = 0;
+  int started = 0, ended = 0;
   std::string first_bad;
   const auto start = Clock::now();
   for (int i = 0; i < cycles; ++i) {
     const Cycle c = ProfileCycle(host->port(), pid, 1000, Millis(0));
     started += c.started;
-    answered_400 += c.status == 400;
-    if ((!c.started || c.status != 400) && first_bad.empty()) {
+    ended += c.ended;
+    if ((!c.started || !c.ended) && first_bad.empty()) {
       first_bad = "cycle " + std::to_string(i) + ": " + c.detail;
     }
   }
   const double cycles_s = SecondsSince(start);
   EXPECT_EQ(started, cycles) << first_bad;
-  EXPECT_EQ(answered_400, cycles) << first_bad;
+  EXPECT_EQ(ended, cycles) << first_bad;
   EXPECT_EQ(PosixTimers(pid), 0);
   const std::vector<long> work_after = Numbers(host->Status().at("work"));
   EXPECT_TRUE(AllAdvanced(work_before, work_after)) << "a busy thread stopped";
@@ -605,10 +606,10 @@ TEST_P(SignalsFlavours, StartStopCyclesWhileFourThreadsAreBusy) {
     const long d = work_after[i] - work_before[i];
     if (min_progress < 0 || d < min_progress) min_progress = d;
   }
-  std::printf("RELIABILITY signal_cycles flavour=%s cycles=%d started=%d answered_400=%d "
+  std::printf("RELIABILITY signal_cycles flavour=%s cycles=%d started=%d ended=%d "
               "seconds=%.1f ms_per_cycle=%.1f timers_created=%ld timers_deleted=%ld "
               "sigq_before=%ld sigq_after=%ld threads=%zu min_busy_thread_progress=%ld\n",
-              flavour(), cycles, started, answered_400, cycles_s, cycles_s * 1000 / cycles,
+              flavour(), cycles, started, ended, cycles_s, cycles_s * 1000 / cycles,
               created, deleted, sigq_before, sigq_after, threads_before, min_progress);
 }
 
@@ -630,16 +631,16 @@ TEST(Signals, ProfilesStoppedWithSignalsInFlightKillNothing) {
   auto host = Host::Start(Flavour::kPreloaded, {"busy", std::to_string(threads)}, {}, &error);
   ASSERT_NE(host, nullptr) << error;
   const pid_t pid = host->pid();
-  int started = 0, answered = 0;
+  int started = 0, ended = 0;
   const auto start = Clock::now();
   for (int i = 0; i < cycles; ++i) {
     const Cycle c = ProfileCycle(host->port(), pid, 1000, Millis(i % 7));
     started += c.started;
-    answered += c.status == 400;
+    ended += c.ended;
   }
   const double seconds = SecondsSince(start);
   EXPECT_EQ(started, cycles);
-  EXPECT_EQ(answered, cycles);
+  EXPECT_EQ(ended, cycles);
   const std::vector<long> work = Numbers(host->Status().at("work"));
   std::this_thread::sleep_for(Millis(LongMode() ? 3000 : 1000));
   const auto status = host->Status();
@@ -648,24 +649,26 @@ TEST(Signals, ProfilesStoppedWithSignalsInFlightKillNothing) {
   EXPECT_EQ(PosixTimers(pid), 0);
   EXPECT_EQ(PendingSignals(pid), "");
   host->Finish();
-  std::printf("RELIABILITY signal_inflight busy_threads=%d cycles=%d started=%d answered=%d "
+  std::printf("RELIABILITY signal_inflight busy_threads=%d cycles=%d started=%d ended=%d "
               "seconds=%.1f\n",
-              threads, cycles, started, answered, seconds);
+              threads, cycles, started, ended, seconds);
 }
 
 // 6. CPU profiles at 1 kHz back to back through the whole dlopen storm
 // (4 threads dlopen/dlclose a library): each is served and reads with
-// `go tool pprof`.
+// `go tool pprof`. The storm of DlopenStorm.FourThreadsLoadAndUnload... (1000
+// cycles a thread) lasts tens of milliseconds here; this one is 100 times
+// longer so that several whole profiles run inside it.
 TEST(DlopenStorm, CpuProfilesAt1000HzRunThroughTheStorm) {
   PA_IT_SKIP_WITHOUT_GO();
-  const int iterations = Scale(250, 1000);
+  const int iterations = Scale(100000, 500000);
   TempDir tmp;
   const std::string go_file = tmp.File("go");
   std::string error;
   auto program = integration::StartProgram(
       "rel_program", Flavour::kPreloaded,
       {"dlopen", integration::ProgramPath("librel_dl.so"), std::to_string(iterations), go_file},
-      {}, /*expect_server=*/true, &error);
+      EnvChanges{{{"PPROF_AGENT_HEAP_RATE", "512"}}, {}}, /*expect_server=*/true, &error);
   ASSERT_TRUE(program.has_value()) << error;
   auto& p = *program->process;
   // The symbolizer's first load is slow; do it before the storm.
@@ -697,7 +700,7 @@ TEST(DlopenStorm, CpuProfilesAt1000HzRunThroughTheStorm) {
       storm_samples += SumWhereFunctionContains(*profile, "DlopenStorm");
     }
     done = p.PumpUntil([&] { return p.out().find("DLOPEN done") != std::string::npos; },
-                       Millis(1));
+                       Millis(20));
   }
   ASSERT_TRUE(p.WaitForStdoutLine(
       "DLOPEN done cycles=" + std::to_string(4 * iterations) + " failures=0", Millis(120000)))
@@ -718,7 +721,7 @@ TEST(Bounds, ThousandIdleAndFiftyBusyThreadsUnderCpuProfilingAndThreadDumps) {
   PA_IT_SKIP_WITHOUT_GO();
   const int idle = 1000, busy = 50;
   const int app_threads = 1 + idle + busy;
-  const int seconds = Scale(3, 10);
+  const int seconds = Scale(4, 10);
   std::string error;
   auto host = Host::Start(Flavour::kPreloaded,
                           {"crowd", std::to_string(idle), std::to_string(busy)}, {}, &error);
@@ -736,7 +739,8 @@ TEST(Bounds, ThousandIdleAndFiftyBusyThreadsUnderCpuProfilingAndThreadDumps) {
   int listed_min = 1 << 30, stacks_missing_max = 0;
   std::string first_bad;
   static const std::regex kTotal(R"(goroutine profile: total ([0-9]+))");
-  while (request.wait_for(Millis(0)) != std::future_status::ready) {
+  // Until the profile ends, and at least one dump of each form.
+  while (request.wait_for(Millis(0)) != std::future_status::ready || dumps < 3) {
     const int kind = dumps % 3;
     const std::string path = kind == 0   ? "/debug/pprof/goroutine?debug=1"
                              : kind == 1 ? "/debug/pprof/goroutine?debug=2"
