@@ -15,24 +15,6 @@
 namespace pprof_agent::internal {
 namespace {
 
-bool Endpoint(int fd, bool peer, std::string* host, int* port) {
-  sockaddr_storage addr;
-  socklen_t len = sizeof(addr);
-  const int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len)
-                      : getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  if (rc != 0) return false;
-  if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) return false;
-  char h[NI_MAXHOST];
-  char s[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, h, sizeof(h), s,
-                  sizeof(s), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-    return false;
-  }
-  *host = h;
-  *port = atoi(s);
-  return true;
-}
-
 // The descriptor of the connected socket with these two ends, or -1.
 int FindSocket(const std::string& local_addr, int local_port,
                const std::string& remote_addr, int remote_port) {
@@ -47,11 +29,11 @@ int FindSocket(const std::string& local_addr, int local_port,
     if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
     std::string host;
     int port = 0;
-    if (!Endpoint(static_cast<int>(fd), false, &host, &port) ||
+    if (!SocketEndpoint(static_cast<int>(fd), false, &host, &port) ||
         port != local_port || host != local_addr) {
       continue;
     }
-    if (!Endpoint(static_cast<int>(fd), true, &host, &port) ||
+    if (!SocketEndpoint(static_cast<int>(fd), true, &host, &port) ||
         port != remote_port || host != remote_addr) {
       continue;
     }
@@ -63,6 +45,25 @@ int FindSocket(const std::string& local_addr, int local_port,
 }
 
 }  // namespace
+
+bool SocketEndpoint(int fd, bool peer, std::string* host, int* port) {
+  sockaddr_storage addr;
+  socklen_t len = sizeof(addr);
+  const int rc =
+      peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len)
+           : getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  if (rc != 0) return false;
+  if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) return false;
+  char h[NI_MAXHOST];
+  char s[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, h, sizeof(h), s,
+                  sizeof(s), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    return false;
+  }
+  *host = h;
+  *port = atoi(s);
+  return true;
+}
 
 bool SocketPeerClosed(int fd) {
   pollfd p = {fd, POLLRDHUP, 0};

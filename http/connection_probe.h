@@ -21,6 +21,10 @@ namespace pprof_agent::internal {
 std::function<bool()> ClientGoneProbe(std::string local_addr, int local_port,
                                       std::string remote_addr, int remote_port);
 
+// One end of connected socket `fd` (`peer`: the remote one) as
+// getnameinfo(NI_NUMERICHOST) prints it; false if it cannot be read.
+bool SocketEndpoint(int fd, bool peer, std::string* host, int* port);
+
 // Whether the peer of connected socket `fd` has closed or reset it: poll()
 // reports POLLRDHUP, POLLHUP or POLLERR. Does not consume any data.
 bool SocketPeerClosed(int fd);

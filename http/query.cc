@@ -1,6 +1,8 @@
 // Query and /symbol request parsing; see query.h.
 #include "http/query.h"
 
+#include <cctype>
+
 #include "http/config.h"
 
 namespace pprof_agent::internal {
@@ -169,6 +171,136 @@ std::string SymbolQueryFromRawQuery(std::string_view raw_query) {
     }
   }
   return out;
+}
+
+namespace {
+
+constexpr size_t kNpos = std::string_view::npos;
+
+// The line starting at `pos` without its "\n" or "\r\n", and where the next
+// begins; false when its end has not arrived.
+bool NextLine(std::string_view data, size_t* pos, std::string_view* line) {
+  const size_t eol = data.find('\n', *pos);
+  if (eol == kNpos) return false;
+  *line = data.substr(*pos, eol - *pos);
+  if (!line->empty() && line->back() == '\r') line->remove_suffix(1);
+  *pos = eol + 1;
+  return true;
+}
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ContainsIgnoringCase(std::string_view haystack, std::string_view needle) {
+  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
+    if (EqualsIgnoringCase(haystack.substr(i, needle.size()), needle)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+enum class Chunked { kMore, kDone, kBad };
+
+// Whether a chunked body has arrived whole: "<hex size>[;ext]" lines, each
+// followed by that many bytes and a line end, up to the zero-size chunk and
+// the trailers' empty line.
+Chunked ChunkedBodyState(std::string_view body, size_t max_body_bytes) {
+  size_t pos = 0, total = 0;
+  std::string_view line;
+  for (;;) {
+    if (!NextLine(body, &pos, &line)) return Chunked::kMore;
+    const std::string_view digits = TrimSpaces(line.substr(0, line.find(';')));
+    if (digits.empty() || digits.size() > 16 ||
+        digits.find_first_not_of("0123456789abcdefABCDEF") != kNpos) {
+      return Chunked::kBad;
+    }
+    const uint64_t size = std::stoull(std::string(digits), nullptr, 16);
+    if (size > max_body_bytes - total) return Chunked::kBad;
+    total += size;
+    if (size == 0) {
+      for (;;) {  // trailers up to an empty line
+        if (!NextLine(body, &pos, &line)) return Chunked::kMore;
+        if (line.empty()) return Chunked::kDone;
+      }
+    }
+    if (body.size() - pos < size) return Chunked::kMore;
+    pos += size;
+    if (!NextLine(body, &pos, &line)) return Chunked::kMore;
+    if (!line.empty()) return Chunked::kBad;  // data longer than its size
+  }
+}
+
+}  // namespace
+
+RequestArrival JudgeRequestArrival(std::string_view data, size_t max_head_bytes,
+                                   size_t max_body_bytes) {
+  // The request line, then header lines up to an empty one.
+  size_t pos = 0;
+  std::string_view line;
+  if (!NextLine(data, &pos, &line)) {
+    return data.size() >= max_head_bytes ? RequestArrival::kWhole
+                                         : RequestArrival::kPartial;
+  }
+  bool chunked = false, expects_continue = false, have_length = false;
+  uint64_t length = 0;
+  for (;;) {
+    if (pos > max_head_bytes) return RequestArrival::kWhole;
+    if (!NextLine(data, &pos, &line)) {
+      return data.size() >= max_head_bytes ? RequestArrival::kWhole
+                                           : RequestArrival::kPartial;
+    }
+    if (line.empty()) break;
+    const size_t colon = line.find(':');
+    if (colon == kNpos) continue;  // the parser refuses it, once whole
+    const std::string_view name = TrimSpaces(line.substr(0, colon));
+    const std::string_view value = TrimSpaces(line.substr(colon + 1));
+    if (EqualsIgnoringCase(name, "Content-Length")) {
+      // As server.cc's RejectBadFraming: digits only, repeats must agree.
+      if (value.empty() || value.size() > 19 ||
+          value.find_first_not_of("0123456789") != kNpos) {
+        return RequestArrival::kWhole;
+      }
+      const uint64_t n = std::stoull(std::string(value));
+      if (have_length && n != length) return RequestArrival::kWhole;
+      have_length = true;
+      length = n;
+    } else if (EqualsIgnoringCase(name, "Transfer-Encoding")) {
+      chunked = chunked || ContainsIgnoringCase(value, "chunked");
+    } else if (EqualsIgnoringCase(name, "Expect")) {
+      expects_continue = EqualsIgnoringCase(value, "100-continue");
+    }
+  }
+  if (pos > max_head_bytes) return RequestArrival::kWhole;
+  const std::string_view body = data.substr(pos);
+  const RequestArrival waiting = expects_continue && body.empty()
+                                     ? RequestArrival::kExpectsContinue
+                                     : RequestArrival::kPartial;
+  if (chunked) {
+    return ChunkedBodyState(body, max_body_bytes) == Chunked::kMore
+               ? waiting
+               : RequestArrival::kWhole;
+  }
+  if (!have_length || length > max_body_bytes || body.size() >= length) {
+    return RequestArrival::kWhole;
+  }
+  return waiting;
 }
 
 }  // namespace pprof_agent::internal

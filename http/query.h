@@ -1,6 +1,7 @@
-// Validation of /debug/pprof query parameters and of /symbol address lists.
-// Pure functions with Go's net/http/pprof error texts (PPROF_REFERENCE.md),
-// stricter than Go where Go silently defaults: every bad input is a 4xx.
+// Validation of what clients send: /debug/pprof query parameters, /symbol
+// address lists, and whether a request has arrived whole. Pure functions
+// with Go's net/http/pprof error texts (PPROF_REFERENCE.md), stricter than
+// Go where Go silently defaults: every bad input is a 4xx.
 #ifndef PPROF_AGENT_HTTP_QUERY_H_
 #define PPROF_AGENT_HTTP_QUERY_H_
 
@@ -70,6 +71,27 @@ std::optional<HttpError> ParseSymbolAddresses(std::string_view text,
 // `?0x1+0x2&token=t` both mean two addresses. %XX escapes are decoded
 // (`0x1%2B0x2` too), but '+' stays the separator, not a space.
 std::string SymbolQueryFromRawQuery(std::string_view raw_query);
+
+// How much of a request has arrived, judged from the bytes read so far.
+// server.cc reads each request whole on its listener thread before a worker
+// parses it, so that a client that stalls or trickles holds no worker.
+enum class RequestArrival {
+  kPartial,  // wait for more bytes
+  // Hand it to the HTTP parser: head and body are all here, or the framing
+  // is one the parser refuses anyway (a bad or repeated Content-Length, a
+  // body or head over its limit, a bad chunk size).
+  kWhole,
+  // The head is whole and says "Expect: 100-continue", the body has not
+  // begun: the client waits for "100 Continue" before sending it.
+  kExpectsContinue,
+};
+
+// Lines end with "\n" or "\r\n"; the head ends with an empty line. The body
+// is the Content-Length bytes or a whole chunked body (chunks, last chunk,
+// trailers). A head still unfinished after `max_head_bytes` is kWhole (the
+// parser answers it 4xx); so is a Content-Length over `max_body_bytes`.
+RequestArrival JudgeRequestArrival(std::string_view data, size_t max_head_bytes,
+                                   size_t max_body_bytes);
 
 }  // namespace pprof_agent::internal
 

@@ -12,15 +12,26 @@
 //  - Its ThreadPool threads are anonymous and would be sampled; ours are
 //    marked as agent threads, block asynchronous signals (the host's
 //    process-directed signals go to its own threads) and are bounded.
+//  - Its listen loop hands each accepted socket to a worker, which then
+//    reads the request with a timeout per recv(): a client that stalls
+//    holds a worker for the whole timeout, one that sends a byte every few
+//    seconds holds it for ever, and kServerThreads of them stop the server.
+//    We run our own loop instead (ReadRequests): one thread accepts and
+//    reads every request whole with poll() under a deadline, and a worker
+//    gets only requests that have arrived, which httplib parses from our
+//    DeadlineStream (process_request, a protected member).
 #include "http/server.h"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -77,8 +88,8 @@ std::thread SpawnAgentThread(const char* name, std::function<void()> body) {
   return thread;
 }
 
-// httplib's TaskQueue with agent threads and a bounded queue. enqueue() and
-// shutdown() are called only by the listening thread.
+// The workers: agent threads and a bounded queue. enqueue() is called only
+// by the listener thread, shutdown() by Stop() once the listener has ended.
 class AgentThreadPool final : public httplib::TaskQueue {
  public:
   AgentThreadPool() {
@@ -144,10 +155,111 @@ class AgentThreadPool final : public httplib::TaskQueue {
   bool stopping_ = false;                   // guarded by mu_
 };
 
-// Exposes the listening socket (a protected member) for the fork policy.
+using Clock = std::chrono::steady_clock;
+
+int MillisUntil(Clock::time_point deadline) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+}
+
+// Waits for `events` on `fd` for at most `timeout_ms`; false on timeout.
+bool PollFor(int fd, short events, int timeout_ms) {
+  pollfd p = {fd, events, 0};
+  for (;;) {
+    const int rc = poll(&p, 1, timeout_ms);
+    if (rc < 0 && errno == EINTR) continue;
+    return rc > 0;
+  }
+}
+
+// The stream httplib parses a request from and writes its response to: the
+// bytes the listener already read, then the (non-blocking) socket. Reads
+// fail once the request's deadline has passed, so even a request the
+// listener handed over unfinished (see JudgeRequestArrival) holds a worker
+// only until then; each write may wait kWriteTimeoutSeconds.
+class DeadlineStream final : public httplib::Stream {
+ public:
+  DeadlineStream(int fd, std::string received, Clock::time_point deadline)
+      : fd_(fd), buffer_(std::move(received)), deadline_(deadline) {}
+
+  bool is_readable() const override {
+    return offset_ < buffer_.size() || PollFor(fd_, POLLIN, 0);
+  }
+  bool is_writable() const override {
+    return PollFor(fd_, POLLOUT, kWriteTimeoutSeconds * 1000);
+  }
+  ssize_t read(char* ptr, size_t size) override {
+    // httplib reads the head a byte at a time: serve it from a buffer.
+    if (offset_ == buffer_.size()) {
+      buffer_.resize(16 * 1024);
+      offset_ = 0;
+      const ssize_t n = Receive(buffer_.data(), buffer_.size());
+      buffer_.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      if (n <= 0) return n;
+    }
+    const size_t n = std::min(size, buffer_.size() - offset_);
+    std::memcpy(ptr, buffer_.data() + offset_, n);
+    offset_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    for (;;) {
+      // MSG_NOSIGNAL: a vanished client is EPIPE here, never a SIGPIPE.
+      const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      if (!PollFor(fd_, POLLOUT, kWriteTimeoutSeconds * 1000)) return -1;
+    }
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    SocketEndpoint(fd_, /*peer=*/true, &ip, &port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    SocketEndpoint(fd_, /*peer=*/false, &ip, &port);
+  }
+  socket_t socket() const override { return fd_; }
+
+ private:
+  ssize_t Receive(char* ptr, size_t size) {
+    for (;;) {
+      const ssize_t n = ::recv(fd_, ptr, size, 0);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      const int left = MillisUntil(deadline_);
+      if (left == 0 || !PollFor(fd_, POLLIN, left)) return -1;
+    }
+  }
+
+  const int fd_;
+  std::string buffer_;
+  size_t offset_ = 0;
+  const Clock::time_point deadline_;
+};
+
+// Exposes the listening socket (a protected member) for the fork policy,
+// and httplib's request processing for connections we accepted ourselves.
 class HttpServer final : public httplib::Server {
  public:
   int listen_fd() const { return svr_sock_; }
+
+  // Parses and answers the request, then closes `fd`. One request per
+  // connection (see Start()).
+  void ServeConnection(int fd, std::string received,
+                       Clock::time_point deadline) {
+    try {
+      DeadlineStream stream(fd, std::move(received), deadline);
+      bool connection_closed = false;
+      process_request(stream, /*close_connection=*/true, connection_closed,
+                      nullptr);
+    } catch (...) {
+      // bad_alloc outside a handler: drop this connection, not the host.
+    }
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+  }
 };
 
 // httplib::Server's constructor ignores SIGPIPE process-wide; undo that.
@@ -180,14 +292,18 @@ HttpRequest ToHttpRequest(const httplib::Request& req) {
   return request;
 }
 
-void Send(const HttpResponse& response, httplib::Response& res) {
+void Send(HttpResponse response, httplib::Response& res) {
   res.status = response.status;
   for (const auto& [key, value] : response.headers) {
     // The server's default headers (nosniff) are already in `res`.
     if (!res.has_header(key.c_str())) res.set_header(key.c_str(), value);
   }
   if (!response.content_type.empty()) {
-    res.set_content(response.body, response.content_type.c_str());
+    // set_content() would copy the body: a second copy of a large profile
+    // in the host's memory.
+    res.body = std::move(response.body);
+    res.headers.erase("Content-Type");
+    res.set_header("Content-Type", response.content_type);
   }
 }
 
@@ -242,13 +358,159 @@ httplib::Server::HandlerResponse RejectBadFraming(const httplib::Request& req,
   return httplib::Server::HandlerResponse::Unhandled;
 }
 
+// A connection whose request is still arriving.
+struct PendingRequest {
+  int fd = -1;
+  Clock::time_point deadline;
+  std::string received;
+  bool continue_sent = false;
+};
+
+// The bytes a pending request may grow to before it is handed over as it
+// is (the parser then refuses it).
+constexpr size_t kMaxReceivedBytes =
+    kMaxRequestHeadBytes + kMaxRequestBodyBytes + 4096;
+
+// A request that missed its deadline: 408 in our error shape if it began,
+// in one non-blocking send (the client is not reading promptly anyway).
+void ExpireRequest(const PendingRequest& p) {
+  if (!p.received.empty()) {
+    HttpResponse response =
+        ErrorResponse(408, "request not received whole within " +
+                               std::to_string(kRequestDeadlineMs) + " ms");
+    AddCommonHeaders(&response);
+    std::string out = "HTTP/1.1 408 Request Timeout\r\nContent-Type: " +
+                      response.content_type + "\r\n";
+    for (const auto& [key, value] : response.headers) {
+      out += key + ": " + value + "\r\n";
+    }
+    out += "Connection: close\r\nContent-Length: " +
+           std::to_string(response.body.size()) + "\r\n\r\n" + response.body;
+    (void)::send(p.fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  ::close(p.fd);
+}
+
+// Reads what has arrived on `p` (non-blocking); false if the peer closed or
+// reset the connection.
+bool ReceiveAvailable(PendingRequest* p) {
+  char buf[16 * 1024];
+  while (p->received.size() < kMaxReceivedBytes) {
+    const size_t room = kMaxReceivedBytes - p->received.size();
+    const ssize_t n = ::recv(p->fd, buf, std::min(sizeof(buf), room), 0);
+    if (n > 0) {
+      p->received.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  return true;
+}
+
+// The listener thread: accepts connections on `listen_fd` (non-blocking)
+// and reads their requests with poll() until each has arrived whole
+// (JudgeRequestArrival), then hands it to `deliver` (a worker; it may wait
+// for a free place in the queue: back-pressure). Requests not whole by
+// their deadline are answered 408 and closed. Returns when `wake_fd` is
+// signalled. Owns every pending socket; nothing here blocks but poll().
+void ReadRequests(int listen_fd, int wake_fd,
+                  const std::function<void(PendingRequest)>& deliver) {
+  std::deque<PendingRequest> pending;  // accept order = deadline order
+  std::vector<pollfd> fds;
+  Clock::time_point accept_paused_until;
+  for (;;) {
+    const bool accepting = Clock::now() >= accept_paused_until;
+    fds.clear();
+    fds.push_back({wake_fd, POLLIN, 0});
+    fds.push_back({accepting ? listen_fd : -1, POLLIN, 0});  // -1: ignored
+    for (const PendingRequest& p : pending) fds.push_back({p.fd, POLLIN, 0});
+    int timeout = -1;
+    if (!pending.empty()) timeout = MillisUntil(pending.front().deadline);
+    if (!accepting) {
+      const int paused = MillisUntil(accept_paused_until);
+      timeout = timeout < 0 ? paused : std::min(timeout, paused);
+    }
+    if (poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // ENOMEM
+      continue;
+    }
+    if (fds[0].revents != 0) break;  // Stop()
+
+    std::deque<PendingRequest> waiting;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      PendingRequest& p = pending[i];
+      if (fds[i + 2].revents == 0) {
+        waiting.push_back(std::move(p));
+        continue;
+      }
+      const bool open = ReceiveAvailable(&p);
+      const RequestArrival arrival =
+          p.received.size() >= kMaxReceivedBytes
+              ? RequestArrival::kWhole
+              : JudgeRequestArrival(p.received, kMaxRequestHeadBytes,
+                                    kMaxRequestBodyBytes);
+      if (arrival == RequestArrival::kWhole || (!open && !p.received.empty())) {
+        // A request cut short by its client goes to the parser too, which
+        // answers or drops it as it did when it read the socket itself.
+        deliver(std::move(p));
+      } else if (!open) {
+        ::close(p.fd);
+      } else {
+        if (arrival == RequestArrival::kExpectsContinue && !p.continue_sent) {
+          // httplib sends its own 100 once the body is here; a second
+          // interim response is allowed (RFC 9110 15.2).
+          static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+          (void)::send(p.fd, kContinue, sizeof(kContinue) - 1,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+          p.continue_sent = true;
+        }
+        waiting.push_back(std::move(p));
+      }
+    }
+    pending.swap(waiting);
+
+    if (accepting && (fds[1].revents & POLLIN) != 0) {
+      for (int i = 0; i < kMaxPendingRequests; ++i) {
+        const int fd =
+            accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+          if (errno == EINTR || errno == ECONNABORTED) continue;
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+              errno == ENOMEM) {
+            // Out of descriptors: the listening socket stays readable, so
+            // polling it now would spin. Leave them in the backlog a while.
+            accept_paused_until = Clock::now() + std::chrono::milliseconds(100);
+          }
+          break;
+        }
+        if (pending.size() >= static_cast<size_t>(kMaxPendingRequests)) {
+          ExpireRequest(pending.front());
+          pending.pop_front();
+        }
+        pending.push_back(
+            {fd, Clock::now() + std::chrono::milliseconds(kRequestDeadlineMs),
+             std::string(), false});
+      }
+    }
+
+    const Clock::time_point now = Clock::now();
+    while (!pending.empty() && pending.front().deadline <= now) {
+      ExpireRequest(pending.front());
+      pending.pop_front();
+    }
+  }
+  for (const PendingRequest& p : pending) ::close(p.fd);
+}
+
 }  // namespace
 
 struct Server::Impl {
   std::unique_ptr<Handlers> handlers;
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<AgentThreadPool> pool;
   std::thread listen_thread;
-  std::atomic<bool> listen_returned{false};
+  int wake_fd = -1;  // eventfd: wakes the listener to return
   int port = 0;
 };
 
@@ -272,17 +534,11 @@ Status Server::Start(const Config& config) {
   HttpServer& http = *impl->http;
   Handlers* handlers = impl->handlers.get();
 
-  http.new_task_queue = [] { return new AgentThreadPool(); };
   http.set_socket_options(ListenSocketOptions);
-  http.set_read_timeout(kReadTimeoutSeconds);
-  http.set_write_timeout(kWriteTimeoutSeconds);
   http.set_payload_max_length(kMaxRequestBodyBytes);
-  // One request per connection. With kServerThreads workers, a kept-alive
-  // connection holds a worker for the whole keep-alive timeout: a client
-  // that stalls mid-request held one for the read timeout plus 5 s more
-  // after its 400, and four idle keep-alive clients stopped the server.
-  // Profile clients make one request per connection anyway.
-  http.set_keep_alive_max_count(1);
+  // One request per connection (ServeConnection): a kept-alive connection
+  // would hold a worker while idle, and four idle keep-alive clients would
+  // stop the server. Profile clients make one request per connection anyway.
   http.set_pre_routing_handler(
       httplib::Server::HandlerWithResponse(RejectBadFraming));
   http.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
@@ -324,32 +580,38 @@ Status Server::Start(const Config& config) {
     return Status(reason);
   }
   impl->port = port;
+  const int listen_fd = http.listen_fd();
   // The library listens with a backlog of 5 (compiled in): a burst of a few
   // connections while the listener is not scheduled would see SYNs dropped
   // and a one-second retransmit. Listening again only raises the backlog.
-  ::listen(http.listen_fd(), kListenBacklog);
+  // Non-blocking: the listener accepts until EAGAIN.
+  ::listen(listen_fd, kListenBacklog);
+  const int fl = fcntl(listen_fd, F_GETFL);
+  if (fl >= 0) fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
 
+  impl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (impl->wake_fd < 0) {
+    const int saved_errno = errno;
+    ::close(listen_fd);
+    return Status(std::string("cannot create the server's eventfd: ") +
+                  std::strerror(saved_errno));
+  }
   Impl* raw = impl.get();
   try {
-    impl->listen_thread = SpawnAgentThread("pprof-listen", [raw] {
-      raw->http->listen_after_bind();
-      raw->listen_returned.store(true);
+    impl->pool = std::make_unique<AgentThreadPool>();
+    impl->listen_thread = SpawnAgentThread("pprof-listen", [raw, listen_fd] {
+      HttpServer* server = raw->http.get();
+      AgentThreadPool* pool = raw->pool.get();
+      ReadRequests(listen_fd, raw->wake_fd, [server, pool](PendingRequest p) {
+        pool->enqueue([server, p = std::move(p)]() mutable {
+          server->ServeConnection(p.fd, std::move(p.received), p.deadline);
+        });
+      });
     });
   } catch (const std::exception& e) {
-    // The bound socket closes with the server object (httplib closes it
-    // when listen ends; here listen never began).
-    if (raw->http->listen_fd() >= 0) ::close(raw->http->listen_fd());
+    ::close(listen_fd);
+    ::close(impl->wake_fd);
     return Status(std::string("cannot start the server thread: ") + e.what());
-  }
-  // Until listen_after_bind() marks the server running, stop() would be a
-  // no-op and a Stop() could hang on the join: wait for it here.
-  while (!http.is_running() && !raw->listen_returned.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (raw->listen_returned.load()) {
-    impl->listen_thread.join();
-    return Status("the server stopped right after starting on " +
-                  FormatHostPort(address.host, port));
   }
   LogLine("serving on http://" + FormatHostPort(address.host, port) +
           "/debug/pprof/");
@@ -360,20 +622,24 @@ Status Server::Start(const Config& config) {
 void Server::Stop() {
   if (!impl_) return;
   impl_->handlers->Shutdown();
-  impl_->http->stop();
+  const uint64_t one = 1;
+  (void)!::write(impl_->wake_fd, &one, sizeof(one));
   if (impl_->listen_thread.joinable()) impl_->listen_thread.join();
+  // Connections already handed over are served (delta waits were cut
+  // short above), then the workers end.
+  impl_->pool->shutdown();
+  ::close(impl_->http->listen_fd());
+  ::close(impl_->wake_fd);
   impl_.reset();
 }
 
-int Server::port() const {
-  if (!impl_ || impl_->listen_returned.load()) return 0;
-  return impl_->port;
-}
+int Server::port() const { return impl_ ? impl_->port : 0; }
 
 void Server::AbandonAfterFork() {
   if (!impl_) return;
   const int fd = impl_->http->listen_fd();
   if (fd >= 0) ::close(fd);
+  if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
   // Leaked on purpose: destroying it would join threads that do not exist
   // in this process (std::terminate for a joinable std::thread).
   (void)impl_.release();

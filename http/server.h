@@ -1,6 +1,10 @@
 // The agent's HTTP server: binds the configured address and serves Handlers
 // on the agent's own threads (one listener, kServerThreads workers), each
 // marked with MarkCurrentThreadAsAgent() so that nothing it does is sampled.
+// The listener accepts connections and reads each request whole with poll()
+// (at most kMaxPendingRequests at once, each within kRequestDeadlineMs of
+// its accept); only then does a worker parse and serve it. So clients that
+// stall or trickle hold no worker, and the workers serve the others at once.
 // The HTTP library stays inside server.cc.
 #ifndef PPROF_AGENT_HTTP_SERVER_H_
 #define PPROF_AGENT_HTTP_SERVER_H_
@@ -20,7 +24,19 @@ inline constexpr int kMaxQueuedConnections = 64;
 inline constexpr int kListenBacklog = 64;
 // Request limits. A /symbol body is the largest request pprof sends.
 inline constexpr size_t kMaxRequestBodyBytes = 64 * 1024;
-inline constexpr int kReadTimeoutSeconds = 5;
+// The request line and headers; a longer head is answered 4xx.
+inline constexpr size_t kMaxRequestHeadBytes = 16 * 1024;
+// The whole request (head and body) must arrive within this time of its
+// connection being accepted, however it trickles in; then the connection is
+// answered 408 (or just closed if nothing came) and closed. pprof, curl and
+// scrapers send a request in one piece right after connecting; 3 s leaves a
+// loaded machine plenty of room. Serving time is not counted: a `seconds=N`
+// profile waits as long as it asks.
+inline constexpr int kRequestDeadlineMs = 3000;
+// Connections whose request is still arriving. A new one beyond it closes
+// the oldest (it has had the most time), so a crowd of stalled clients
+// cannot keep new ones out either.
+inline constexpr int kMaxPendingRequests = 64;
 // Per send(): profiles are written in one piece and a slow reader of a big
 // profile must not fail, but a stalled one must not hold a worker forever.
 inline constexpr int kWriteTimeoutSeconds = 60;

@@ -1,6 +1,7 @@
-// libFuzzer target: the /debug/pprof query and /symbol parsers (http/query.h)
-// on arbitrary bytes. Checks the contracts, not just "no crash": accepted
-// values are in range and error statuses are 4xx.
+// libFuzzer target: the /debug/pprof query and /symbol parsers and the
+// request framing check (http/query.h) on arbitrary bytes. Checks the
+// contracts, not just "no crash": accepted values are in range and error
+// statuses are 4xx.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -54,6 +55,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    eq == std::string_view::npos ? "" : std::string(part.substr(eq + 1)));
     pos = amp + 1;
   }
+  // The listener's framing check (a request's bytes as they arrive): any
+  // answer is fine, but it must be one of the three.
+  for (size_t max_head : {size_t{64}, size_t{16384}}) {
+    const RequestArrival a = JudgeRequestArrival(text, max_head, 100);
+    Check(a == RequestArrival::kPartial || a == RequestArrival::kWhole ||
+          a == RequestArrival::kExpectsContinue);
+  }
+
   ProfileQuery query;
   const auto qe = ParseProfileQuery(params, 300, &query);
   CheckError(qe);

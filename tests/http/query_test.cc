@@ -203,5 +203,92 @@ TEST(SymbolQueryFromRawQuery, DecodesPercentEscapesButKeepsPlus) {
   EXPECT_EQ(SymbolQueryFromRawQuery("0x1%zz"), "0x1%zz");
 }
 
+// --- request arrival (the listener's framing check) -------------------------
+
+constexpr size_t kHead = 1024, kBody = 100;
+
+RequestArrival Judge(const std::string& data) {
+  return JudgeRequestArrival(data, kHead, kBody);
+}
+
+TEST(RequestArrivalTest, HeadIsWholeAtItsEmptyLine) {
+  EXPECT_EQ(Judge(""), RequestArrival::kPartial);
+  EXPECT_EQ(Judge("GET /debug/pprof/heap"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge("GET / HTTP/1.1\r\nHost: a\r\n"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge("GET / HTTP/1.1\r\nHost: a\r\n\r"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), RequestArrival::kWhole);
+  // Bare LF line ends, as the parser accepts them.
+  EXPECT_EQ(Judge("GET / HTTP/1.1\nHost: a\n\n"), RequestArrival::kWhole);
+  // No headers at all; garbage lines are the parser's to refuse.
+  EXPECT_EQ(Judge("GET\r\n\r\n"), RequestArrival::kWhole);
+  EXPECT_EQ(Judge("GARBAGE\r\nno colon here\r\n\r\n"), RequestArrival::kWhole);
+}
+
+TEST(RequestArrivalTest, HeadOverItsLimitIsHandedOverUnfinished) {
+  EXPECT_EQ(Judge("GET /" + std::string(kHead - 6, 'a')),
+            RequestArrival::kPartial);
+  EXPECT_EQ(Judge("GET /" + std::string(kHead, 'a')), RequestArrival::kWhole);
+  EXPECT_EQ(Judge("GET / HTTP/1.1\r\nX: " + std::string(kHead, 'h') + "\r\n"),
+            RequestArrival::kWhole);
+}
+
+TEST(RequestArrivalTest, BodyIsWholeAtItsContentLength) {
+  const std::string head =
+      "POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+  EXPECT_EQ(Judge(head), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "0x1+"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "0x1+2"), RequestArrival::kWhole);
+  EXPECT_EQ(Judge("POST / HTTP/1.1\r\ncontent-length:0\r\n\r\n"),
+            RequestArrival::kWhole);
+  // Repeats that agree are one length.
+  EXPECT_EQ(Judge("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2"
+                  "\r\n\r\nz"),
+            RequestArrival::kPartial);
+}
+
+TEST(RequestArrivalTest, FramingTheParserRefusesIsHandedOverAtOnce) {
+  for (const std::string length :
+       {"-1", "abc", "", "99999999999999999999", "101", "1 2"}) {
+    EXPECT_EQ(
+        Judge("POST / HTTP/1.1\r\nContent-Length: " + length + "\r\n\r\n"),
+        RequestArrival::kWhole)
+        << length;
+  }
+  EXPECT_EQ(Judge("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 30"
+                  "\r\n\r\n"),
+            RequestArrival::kWhole);
+}
+
+TEST(RequestArrivalTest, ChunkedBodyIsWholeAfterTheLastChunkAndTrailers) {
+  const std::string head =
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(Judge(head), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "3\r\nab"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "3\r\nabc\r\n"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "3\r\nabc\r\n0\r\n"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "3\r\nabc\r\n0\r\n\r\n"), RequestArrival::kWhole);
+  EXPECT_EQ(Judge(head + "3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"),
+            RequestArrival::kWhole);
+  // Bad sizes, data longer than its size, bodies over the limit: refused
+  // by the parser, so handed over.
+  EXPECT_EQ(Judge(head + "zz\r\n"), RequestArrival::kWhole);
+  EXPECT_EQ(Judge(head + "ffffffffffffffff\r\n"), RequestArrival::kWhole);
+  EXPECT_EQ(Judge(head + "2\r\nabc\r\n"), RequestArrival::kWhole);
+  EXPECT_EQ(Judge(head + "60\r\n"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "65\r\n"), RequestArrival::kWhole);  // 101 > 100
+}
+
+TEST(RequestArrivalTest, ExpectContinueIsReportedUntilTheBodyBegins) {
+  const std::string head =
+      "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n";
+  EXPECT_EQ(Judge(head), RequestArrival::kExpectsContinue);
+  EXPECT_EQ(Judge(head + "a"), RequestArrival::kPartial);
+  EXPECT_EQ(Judge(head + "abc"), RequestArrival::kWhole);
+  // Too large: refused (413) without the body.
+  EXPECT_EQ(Judge("POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+                  "Content-Length: 1000\r\n\r\n"),
+            RequestArrival::kWhole);
+}
+
 }  // namespace
 }  // namespace pprof_agent::internal
