@@ -73,6 +73,7 @@ list(APPEND _rel_programs rel_bootstrap_plain rel_ctorlib rel_dl)
 add_executable(reliability_test
   ${PA_REL_DIR}/reliability_test.cc
   ${PA_REL_DIR}/signals_test.cc
+  ${PA_REL_DIR}/limits_test.cc
   ${PA_REL_DIR}/raw_http.cc
   ${CMAKE_SOURCE_DIR}/tests/integration/subprocess.cc
   ${CMAKE_SOURCE_DIR}/tests/integration/integration_util.cc)
