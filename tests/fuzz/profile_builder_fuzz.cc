@@ -3,9 +3,11 @@
 // whose answers are decoded from the same bytes. Snapshots keep the
 // recorders' invariants (stack indices in range, one value per sample type);
 // everything else (addresses, symbols, names, extreme values, empty parts) is
-// arbitrary. The protobuf and both text forms are built.
+// arbitrary. The protobuf and the text forms are built, the texts with
+// limits that cut them.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -135,14 +137,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int comments = r.Byte() % 3;
   for (int i = 0; i < comments; ++i) s.comments.push_back(r.Str());
 
-  const uint8_t which = r.Byte() % 5;
+  const uint8_t which = r.Byte() % 6;
+  // Text size limits small enough to cut these texts (kMaxTextBytes, at
+  // 32 MiB, never would): any limit gives a text that still has its header.
+  const size_t limit = r.Byte() % 2 ? kMaxTextBytes : r.Byte() * size_t{8};
   FakeSymbols symbols(&r);
+  std::string text;
   switch (which) {
     case 0: BuildProfileProto(s, symbols); break;
     case 1: BuildProfileGzip(s, symbols); break;
-    case 2: LegacyHeapText(s, symbols); break;
-    case 3: LegacyContentionText(s, "mutex", r.Value(), symbols); break;
-    default: BuildProfileProto(s, symbols); LegacyHeapText(s, symbols); break;
+    case 2: text = LegacyHeapText(s, symbols, limit); break;
+    case 3: text = LegacyContentionText(s, "mutex", r.Value(), symbols, limit); break;
+    case 4: text = LegacyCountProfileText(s, "goroutine", symbols, limit); break;
+    default: BuildProfileProto(s, symbols); text = LegacyHeapText(s, symbols, limit); break;
   }
+  if (which >= 2 && text.find('\n') == std::string::npos) std::abort();
   return 0;
 }
