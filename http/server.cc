@@ -371,16 +371,23 @@ struct PendingRequest {
 constexpr size_t kMaxReceivedBytes =
     kMaxRequestHeadBytes + kMaxRequestBodyBytes + 4096;
 
-// A request that missed its deadline: 408 in our error shape if it began,
-// in one non-blocking send (the client is not reading promptly anyway).
-void ExpireRequest(const PendingRequest& p) {
+// Gives up on a pending request: 408 (it missed its deadline) or 503 (it
+// made room for a newer one) in our error shape if it began, in one
+// non-blocking send (the client is not reading promptly anyway), then
+// closes it.
+void AbandonRequest(const PendingRequest& p, bool evicted) {
   if (!p.received.empty()) {
     HttpResponse response =
-        ErrorResponse(408, "request not received whole within " +
-                               std::to_string(kRequestDeadlineMs) + " ms");
+        evicted ? ErrorResponse(503, "too many requests arriving at once (" +
+                                         std::to_string(kMaxPendingRequests) +
+                                         "); the oldest is dropped")
+                : ErrorResponse(408, "request not received whole within " +
+                                         std::to_string(kRequestDeadlineMs) +
+                                         " ms");
     AddCommonHeaders(&response);
-    std::string out = "HTTP/1.1 408 Request Timeout\r\nContent-Type: " +
-                      response.content_type + "\r\n";
+    std::string out = "HTTP/1.1 " + std::to_string(response.status) +
+                      (evicted ? " Service Unavailable" : " Request Timeout") +
+                      "\r\nContent-Type: " + response.content_type + "\r\n";
     for (const auto& [key, value] : response.headers) {
       out += key + ": " + value + "\r\n";
     }
@@ -412,8 +419,10 @@ bool ReceiveAvailable(PendingRequest* p) {
 // and reads their requests with poll() until each has arrived whole
 // (JudgeRequestArrival), then hands it to `deliver` (a worker; it may wait
 // for a free place in the queue: back-pressure). Requests not whole by
-// their deadline are answered 408 and closed. Returns when `wake_fd` is
-// signalled. Owns every pending socket; nothing here blocks but poll().
+// their deadline are answered 408 and closed; beyond kMaxPendingRequests
+// the oldest is answered 503 and closed. Returns when `wake_fd` is
+// signalled. Owns every pending socket; nothing here waits but poll() and
+// that back-pressure.
 void ReadRequests(int listen_fd, int wake_fd,
                   const std::function<void(PendingRequest)>& deliver) {
   std::deque<PendingRequest> pending;  // accept order = deadline order
@@ -485,7 +494,7 @@ void ReadRequests(int listen_fd, int wake_fd,
           break;
         }
         if (pending.size() >= static_cast<size_t>(kMaxPendingRequests)) {
-          ExpireRequest(pending.front());
+          AbandonRequest(pending.front(), /*evicted=*/true);
           pending.pop_front();
         }
         pending.push_back(
@@ -496,7 +505,7 @@ void ReadRequests(int listen_fd, int wake_fd,
 
     const Clock::time_point now = Clock::now();
     while (!pending.empty() && pending.front().deadline <= now) {
-      ExpireRequest(pending.front());
+      AbandonRequest(pending.front(), /*evicted=*/false);
       pending.pop_front();
     }
   }
