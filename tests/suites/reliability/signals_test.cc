@@ -319,6 +319,20 @@ int64_t SumWhereFunctionContains(const RawProfile& p, const std::string& part) {
   return sum;
 }
 
+// Every thread's stack of a process that seems stuck, from gdb when it is
+// installed: the evidence a hang report needs. "" without gdb.
+std::string ThreadStacks(pid_t pid) {
+  if (access("/usr/bin/gdb", X_OK) != 0) return "";
+  const CommandResult r = integration::RunCommand(
+      {"/usr/bin/gdb", "-batch", "-p", std::to_string(pid), "-ex", "thread apply all bt 40"},
+      {}, Millis(90000));
+  std::string out;
+  for (const std::string& line : integration::SplitLines(r.out)) {
+    if (line.rfind("Thread ", 0) == 0 || line.rfind("#", 0) == 0) out += line + "\n";
+  }
+  return out.substr(0, 60000);
+}
+
 // --- flavours -----------------------------------------------------------------------
 
 class SignalsFlavours : public ::testing::TestWithParam<Flavour> {
@@ -592,14 +606,14 @@ TEST_P(SignalsFlavours, StartStopCyclesWhileFourThreadsAreBusy) {
   EXPECT_EQ(Tasks(pid).size(), threads_before) << "a thread died or leaked";
   EXPECT_EQ(PendingSignals(pid), "");
   // SigQ counts the user's queued signals and live POSIX timers across all
-  // its processes: others may move it by a couple; one leak per cycle would
-  // move it by hundreds.
+  // its processes, so a test running beside this one (ctest -j) can move it
+  // by its own few timers; one leak per cycle would move it by 50 or more.
   long sigq_after = SigQ(pid);
   for (int i = 0; i < 20 && sigq_after - sigq_before >= 3; ++i) {
     std::this_thread::sleep_for(Millis(100));
     sigq_after = SigQ(pid);
   }
-  EXPECT_LT(sigq_after - sigq_before, 3);
+  EXPECT_LT(sigq_after - sigq_before, 20);
   host->Finish();
   long min_progress = -1;
   for (size_t i = 0; i < work_before.size() && i < work_after.size(); ++i) {
@@ -690,7 +704,8 @@ TEST(DlopenStorm, CpuProfilesAt1000HzRunThroughTheStorm) {
     }
     const HttpResult r = request.get();
     ++profiles;
-    EXPECT_EQ(r.status, 200) << r.body.substr(0, 300);
+    EXPECT_EQ(r.status, 200) << r.body.substr(0, 300) << r.error << "\n"
+                             << (r.status == 0 ? ThreadStacks(p.pid()) : "");
     if (r.status != 200) break;
     auto profile = ReadProfile(tmp, r.body, "cpu" + std::to_string(profiles) + ".pb", &error);
     EXPECT_TRUE(profile.has_value()) << error;
@@ -702,9 +717,9 @@ TEST(DlopenStorm, CpuProfilesAt1000HzRunThroughTheStorm) {
     done = p.PumpUntil([&] { return p.out().find("DLOPEN done") != std::string::npos; },
                        Millis(20));
   }
-  ASSERT_TRUE(p.WaitForStdoutLine(
-      "DLOPEN done cycles=" + std::to_string(4 * iterations) + " failures=0", Millis(120000)))
-      << p.out() << p.err();
+  const bool storm_done = p.WaitForStdoutLine(
+      "DLOPEN done cycles=" + std::to_string(4 * iterations) + " failures=0", Millis(120000));
+  ASSERT_TRUE(storm_done) << p.out() << p.err() << "\n" << ThreadStacks(p.pid());
   EXPECT_GT(storm_samples, 0) << "no sample of the storm's threads";
   p.CloseStdin();
   const ExitStatus status = p.Wait(integration::kExitTimeout);
