@@ -28,17 +28,13 @@
 #include <unordered_map>
 
 #include "profiler/heap_recorder.h"
+#include "profiler/malloc_backend.h"
 #include "profiler/runtime.h"
 #include "profiler/sampler.h"
 #include "profiler/spinlock.h"
 #include "profiler/stack_capture.h"
 #include "profiler/stack_table.h"
 #include "profiler/thread_registry.h"
-
-extern "C" {
-void* __libc_memalign(size_t alignment, size_t size);
-void __libc_free(void* ptr);
-}
 
 namespace pprof_agent::internal {
 namespace {
@@ -228,7 +224,7 @@ void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
     return nullptr;
   }
   const int saved_errno = errno;
-  auto* base = static_cast<unsigned char*>(__libc_memalign(header, size + header));
+  auto* base = static_cast<unsigned char*>(RealMemalign(header, size + header));
   if (base == nullptr) return nullptr;  // errno is glibc's ENOMEM
   const double weight = SampleWeight(size, rate);
   // Sampled allocations only: one clock read, and the thread's cached handle.
@@ -237,7 +233,7 @@ void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
 
   if (!store.lock.TryLockYielding(kLockSpins, kLockYields)) {
     store.drops.lock_busy.fetch_add(1, std::memory_order_relaxed);
-    __libc_free(base);
+    RealFree(base);
     *dropped = true;
     errno = saved_errno;
     return nullptr;
@@ -272,7 +268,7 @@ void* HeapRecordAllocation(size_t size, size_t align, bool zero, int64_t rate,
   store.lock.Unlock();
 
   if (slot == kNoSlot) {
-    __libc_free(base);
+    RealFree(base);
     *dropped = true;
     errno = saved_errno;
     return nullptr;
@@ -291,7 +287,10 @@ namespace {
 LiveSlot* FindLive(void* p) {
   LiveSlot* live = __atomic_load_n(&Store().live, __ATOMIC_ACQUIRE);
   if (live == nullptr) return nullptr;
-  const uint64_t tag = static_cast<const uint64_t*>(p)[-1];
+  // Any pointer free() accepts may come here (malloc_backend.h: under ASan
+  // the tag bit is set on blocks that are not ours), so the tag is only a
+  // hint: a slot out of range or holding another pointer rejects `p`.
+  const uint64_t tag = WordBelow(p);
   const uint64_t slot = tag >> 4;
   if (slot >= kMaxLive) return nullptr;
   LiveSlot& s = live[slot];
@@ -323,7 +322,7 @@ bool HeapRecordFree(void* p) {
                                                             std::memory_order_relaxed);
   }
   store.PushFreed(static_cast<uint32_t>(s - store.live));
-  __libc_free(base);
+  RealFree(base);
   return true;
 }
 

@@ -17,12 +17,15 @@
 // one bit that sits in the cache line glibc is about to touch anyway; only
 // when it is set does it look at the live table, where slot `p[-1] >> 4` must
 // hold exactly `p` (so a stray bit can never make us free the wrong thing).
+// The same holds over ASan's allocator in the ASan build (malloc_backend.h):
+// its 16-byte chunk header also sits right below every pointer it returns.
 #ifndef PPROF_AGENT_PROFILER_HEAP_RECORDER_H_
 #define PPROF_AGENT_PROFILER_HEAP_RECORDER_H_
 
 #include <cstddef>
 #include <cstdint>
 
+#include "profiler/malloc_backend.h"
 #include "profiler/thread_state.h"
 
 namespace pprof_agent::internal {
@@ -30,9 +33,11 @@ namespace pprof_agent::internal {
 inline constexpr uint64_t kSampledTagBit = 8;
 
 // True when the word below `p` carries the sampled tag. `p` must be non-null
-// and come from malloc (any pointer free() accepts).
+// and come from malloc (any pointer free() accepts). Under ASan that word is
+// ASan's chunk header, whose bit 3 is set for about half of all blocks: those
+// take the slow path, where the live table rejects them (HeapRecordFree).
 PA_ALWAYS_INLINE bool HasSampledTag(const void* p) {
-  return (static_cast<const uint64_t*>(p)[-1] & kSampledTagBit) != 0;
+  return (WordBelow(p) & kSampledTagBit) != 0;
 }
 
 // Allocates `size` bytes aligned to `align` (a power of two >= 16) as a

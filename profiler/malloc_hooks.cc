@@ -7,9 +7,10 @@
 //    all-zero state routes the first allocation to the slow path, which only
 //    samples once start-up has called EnableSampling().
 //  - The fast path is a thread-local countdown and one branch, then a tail
-//    call into glibc's __libc_* entry point. free() of a block that was never
-//    sampled tests one bit of glibc's own chunk header (heap_recorder.h) and
-//    probes no shared table.
+//    call into glibc's __libc_* entry point (ASan's allocator in the ASan
+//    build: malloc_backend.h). free() of a block that was never sampled
+//    tests one bit of glibc's own chunk header (heap_recorder.h) and probes
+//    no shared table.
 //  - Results and errno are exactly glibc's: every failure is glibc's own
 //    failure, and the slow path restores errno on success.
 //  - Nested calls from the agent's own code (libunwind, the server) pass
@@ -29,19 +30,10 @@
 #include <limits>
 
 #include "profiler/heap_recorder.h"
+#include "profiler/malloc_backend.h"
 #include "profiler/runtime.h"
 #include "profiler/sampler.h"
 #include "profiler/thread_state.h"
-
-extern "C" {
-void* __libc_malloc(size_t size);
-void __libc_free(void* ptr);
-void* __libc_calloc(size_t n, size_t size);
-void* __libc_realloc(void* ptr, size_t size);
-void* __libc_memalign(size_t alignment, size_t size);
-void* __libc_valloc(size_t size);
-void* __libc_pvalloc(size_t size);
-}
 
 #define PA_INTERPOSE extern "C" __attribute__((visibility("default")))
 
@@ -76,11 +68,11 @@ PA_ALWAYS_INLINE bool CountdownExpired(size_t size) {
 
 void* PlainAlloc(Kind kind, size_t size, size_t align) {
   switch (kind) {
-    case Kind::kMalloc: return __libc_malloc(size);
-    case Kind::kCalloc: return __libc_calloc(1, size);
-    case Kind::kMemalign: return __libc_memalign(align, size);
-    case Kind::kValloc: return __libc_valloc(size);
-    case Kind::kPvalloc: return __libc_pvalloc(size);
+    case Kind::kMalloc: return RealMalloc(size);
+    case Kind::kCalloc: return RealCalloc(1, size);
+    case Kind::kMemalign: return RealMemalign(align, size);
+    case Kind::kValloc: return RealValloc(size);
+    case Kind::kPvalloc: return RealPvalloc(size);
   }
   return nullptr;
 }
@@ -149,6 +141,9 @@ PA_NOINLINE void* AllocSlow(Kind kind, size_t size, size_t align) {
   return PlainAlloc(kind, size, align);
 }
 
+#if defined(PA_SANITIZE_ADDRESS)
+size_t RealUsableSize(void* p) { return __interceptor_malloc_usable_size(p); }
+#else
 // glibc's malloc_usable_size, found once with dlsym. Resolved lazily, with
 // the guard held, because dlsym may allocate.
 size_t (*real_usable_size)(void*) = nullptr;
@@ -163,9 +158,10 @@ size_t RealUsableSize(void* p) {
   }
   return fn(p);
 }
+#endif
 
 PA_NOINLINE void FreeSlow(void* p) {
-  if (!HeapRecordFree(p)) __libc_free(p);
+  if (!HeapRecordFree(p)) RealFree(p);
 }
 
 PA_NOINLINE void* ReallocSlow(void* p, size_t size);
@@ -177,7 +173,7 @@ using namespace pprof_agent::internal;  // NOLINT: the C entry points below
 
 PA_INTERPOSE void* malloc(size_t size) {
   if (CountdownExpired(size)) return AllocSlow(Kind::kMalloc, size, 0);
-  return __libc_malloc(size);
+  return RealMalloc(size);
 }
 
 PA_INTERPOSE void free(void* p) {
@@ -186,14 +182,14 @@ PA_INTERPOSE void free(void* p) {
   if (PA_LIKELY(p != nullptr)) {
     if (PA_UNLIKELY(HasSampledTag(p))) return FreeSlow(p);
   }
-  __libc_free(p);
+  RealFree(p);
 }
 
 PA_INTERPOSE void* calloc(size_t n, size_t size) {
   size_t total;
-  if (__builtin_mul_overflow(n, size, &total)) return __libc_calloc(n, size);
+  if (__builtin_mul_overflow(n, size, &total)) return RealCalloc(n, size);
   if (CountdownExpired(total)) return AllocSlow(Kind::kCalloc, total, 0);
-  return __libc_calloc(n, size);
+  return RealCalloc(n, size);
 }
 
 PA_INTERPOSE void* realloc(void* p, size_t size) {
@@ -201,7 +197,7 @@ PA_INTERPOSE void* realloc(void* p, size_t size) {
   if (PA_UNLIKELY(HasSampledTag(p)) || CountdownExpired(size)) {
     return ReallocSlow(p, size);
   }
-  return __libc_realloc(p, size);
+  return RealRealloc(p, size);
 }
 
 PA_INTERPOSE void* reallocarray(void* p, size_t n, size_t size) {
@@ -215,7 +211,7 @@ PA_INTERPOSE void* reallocarray(void* p, size_t n, size_t size) {
 
 PA_INTERPOSE void* memalign(size_t align, size_t size) {
   if (CountdownExpired(size)) return AllocSlow(Kind::kMemalign, size, align);
-  return __libc_memalign(align, size);
+  return RealMemalign(align, size);
 }
 
 // glibc 2.36 makes aligned_alloc an alias of memalign (any alignment is
@@ -237,12 +233,12 @@ PA_INTERPOSE int posix_memalign(void** out, size_t align, size_t size) {
 
 PA_INTERPOSE void* valloc(size_t size) {
   if (CountdownExpired(size)) return AllocSlow(Kind::kValloc, size, 0);
-  return __libc_valloc(size);
+  return RealValloc(size);
 }
 
 PA_INTERPOSE void* pvalloc(size_t size) {
   if (CountdownExpired(size)) return AllocSlow(Kind::kPvalloc, size, 0);
-  return __libc_pvalloc(size);
+  return RealPvalloc(size);
 }
 
 PA_INTERPOSE size_t malloc_usable_size(void* p) {

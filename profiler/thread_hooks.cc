@@ -10,14 +10,14 @@
 //    the agent's own server start-up. Results and errno are the real
 //    pthread_create's; the thread is created exactly as asked (same
 //    attributes: stack size, detach state, signal mask inherited).
-//  - The creating thread pays one __libc_malloc/free of 32 bytes, one stack
+//  - The creating thread pays one RealMalloc/RealFree of 32 bytes, one stack
 //    capture for the threadcreate profile (a few microseconds; see
 //    thread_create_profiler.h) and, the first time, a dlsym; the new thread
 //    pays one pthread_setspecific and, only while a CPU profile runs, the
 //    creation of its timer.
 //  - No allocation from the profiled heap on the agent's behalf: the context
-//    travels in __libc_malloc memory. If that allocation fails, the thread is
-//    created unwrapped (it is then simply not covered by the hooks).
+//    travels in RealMalloc memory (malloc_backend.h). If that allocation
+//    fails, the thread is created unwrapped (then not covered by the hooks).
 //
 // The hooks, in order:
 //  1. OnThreadCreate (creating thread): the threadcreate profile captures the
@@ -37,13 +37,9 @@
 #include <cstdint>
 
 #include "profiler/cpu_profiler.h"
+#include "profiler/malloc_backend.h"
 #include "profiler/thread_create_profiler.h"
 #include "profiler/thread_state.h"
-
-extern "C" {
-void* __libc_malloc(size_t size);
-void __libc_free(void* ptr);
-}
 
 #define PA_INTERPOSE extern "C" __attribute__((visibility("default")))
 
@@ -114,7 +110,7 @@ using namespace pprof_agent::internal;  // NOLINT: the C entry points below
 extern "C" __attribute__((visibility("hidden"))) void* pprof_agent_thread_start(
     void* raw) {
   const ThreadStartContext ctx = *static_cast<ThreadStartContext*>(raw);
-  __libc_free(raw);
+  RealFree(raw);
   if (g_exit_key_ok.load(std::memory_order_acquire)) {
     // Any non-null value: the destructor runs at thread exit.
     pthread_setspecific(g_exit_key, reinterpret_cast<void*>(1));
@@ -130,7 +126,7 @@ PA_INTERPOSE int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
   if (real == nullptr) return EAGAIN;  // no libc pthread_create: cannot happen
   pthread_once(&g_exit_key_once, CreateExitKey);
   auto* ctx = static_cast<ThreadStartContext*>(
-      __libc_malloc(sizeof(ThreadStartContext)));
+      RealMalloc(sizeof(ThreadStartContext)));
   errno = saved_errno;
   if (ctx == nullptr) return real(thread, attr, start_routine, arg);
   ctx->start_routine = start_routine;
@@ -142,7 +138,7 @@ PA_INTERPOSE int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
   errno = saved_errno;
   const int rc = real(thread, attr, pprof_agent_thread_start, ctx);
   if (rc != 0) {
-    __libc_free(ctx);
+    RealFree(ctx);
   } else {
     ThreadCreateRecord(creator_stack_id);
   }

@@ -117,6 +117,16 @@ int ParseServingPort(const std::string& line) {
   return std::stoi(m[1].str());
 }
 
+void SetAgentEnv(Flavour flavour, EnvChanges* env) {
+  if (flavour == Flavour::kPreloaded) env->set["LD_PRELOAD"] = AgentLibraryPath();
+#if defined(PA_SANITIZE_ADDRESS)
+  if (flavour == Flavour::kLinked) {
+    env->set["LD_PRELOAD"] = AgentLibraryPath();
+    env->set.emplace("PPROF_AGENT_AUTOSTART", "0");
+  }
+#endif
+}
+
 std::optional<AgentProgram> StartProgram(const std::string& program,
                                          Flavour flavour,
                                          const std::vector<std::string>& args,
@@ -134,7 +144,7 @@ std::optional<AgentProgram> StartProgram(const std::string& program,
       env.unset.push_back(name);
     }
   }
-  if (flavour == Flavour::kPreloaded) env.set["LD_PRELOAD"] = AgentLibraryPath();
+  SetAgentEnv(flavour, &env);
   if (env.set.count("PPROF_AGENT_ADDR") == 0) {
     env.set["PPROF_AGENT_ADDR"] = "127.0.0.1:0";
   }

@@ -55,6 +55,15 @@ enum class Flavour {
 };
 const char* FlavourName(Flavour flavour);
 
+// Sets in `env` what running a program with the agent in `flavour` takes:
+// LD_PRELOAD for kPreloaded. In the ASan build also for kLinked (with
+// PPROF_AGENT_AUTOSTART=0 unless `env` sets it, so that only the program's
+// own Start() serves): libasan is the first library such a program needs,
+// and the agent must come before it for its malloc to be the one called
+// (profiler/malloc_backend.h). Subprocess adds the ASAN_OPTIONS that this
+// order needs.
+void SetAgentEnv(Flavour flavour, EnvChanges* env);
+
 // A test program that runs with the agent and serves on a free port.
 struct AgentProgram {
   std::unique_ptr<Subprocess> process;

@@ -35,6 +35,21 @@ std::vector<std::string> BuildEnv(const EnvChanges& changes) {
     if (dropped.count(name) == 0) env.push_back(std::move(entry));
   }
   for (const auto& [name, value] : changes.set) env.push_back(name + "=" + value);
+#if defined(PA_SANITIZE_ADDRESS)
+  // In the ASan build the agent is preloaded ahead of libasan (so that its
+  // malloc comes first: integration_util.h), which ASan refuses unless told
+  // this order is meant. Added to the options already there, in every
+  // child: a program that execs another passes the environment on.
+  const std::string kLinkOrder = "verify_asan_link_order=0";
+  auto it = std::find_if(env.begin(), env.end(), [](const std::string& e) {
+    return e.rfind("ASAN_OPTIONS=", 0) == 0;
+  });
+  if (it == env.end()) {
+    env.push_back("ASAN_OPTIONS=" + kLinkOrder);
+  } else if (it->find(kLinkOrder) == std::string::npos) {
+    *it += (it->size() > strlen("ASAN_OPTIONS=") ? ":" : "") + kLinkOrder;
+  }
+#endif
   return env;
 }
 

@@ -234,7 +234,7 @@ class ContentionMatrix : public ::testing::Test {
     env.set["PPROF_AGENT_ADDR"] = "off";
     env.set["PPROF_AGENT_BLOCK_RATE"] = "1";
     env.set["PPROF_AGENT_LOCK_STACKS_PER_SEC"] = "0";
-    if (flavour == Flavour::kPreloaded) env.set["LD_PRELOAD"] = AgentLibraryPath();
+    SetAgentEnv(flavour, &env);
     const std::string program =
         ProgramPath(std::string("contention_program") +
                     (flavour == Flavour::kLinked ? "_linked" : "_plain"));
