@@ -45,7 +45,10 @@
 #include "profiler/signal_install.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -113,6 +116,7 @@ struct Counters {
   std::atomic<uint64_t> ring_full{0};
   std::atomic<uint64_t> stale{0};
   std::atomic<uint64_t> slow_unwinds{0};
+  std::atomic<uint64_t> loader_busy{0};
   std::atomic<uint64_t> armed_at_start{0};
   std::atomic<uint64_t> armed_later{0};
   std::atomic<uint64_t> skipped_blocked{0};
@@ -123,7 +127,7 @@ struct Counters {
 
   void Reset() {
     for (auto* c : {&signals, &overruns, &ring_full, &stale, &slow_unwinds,
-                    &armed_at_start, &armed_later, &skipped_blocked, &no_slot,
+                    &loader_busy, &armed_at_start, &armed_later, &skipped_blocked, &no_slot,
                     &created, &deleted, &create_failed}) {
       c->store(0, std::memory_order_relaxed);
     }
@@ -172,6 +176,12 @@ uint32_t SlotHash(int32_t tid) {
 PA_ALWAYS_INLINE int UnwindInterrupted(void* ucontext, uint64_t* out) {
   auto* uc = static_cast<ucontext_t*>(ucontext);
   const auto pc = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (LoaderLockBusy()) {
+    // See LoaderLockBusy() in cpu_profiler.h: unwinding could deadlock.
+    g_cpu.profile.loader_busy.fetch_add(1, std::memory_order_relaxed);
+    out[0] = pc;
+    return 1;
+  }
   void* raw[kCpuMaxFrames + kHandlerFrames];
   const int n = unw_backtrace(raw, kCpuMaxFrames + kHandlerFrames);
   for (int i = 0; i < n && i <= kHandlerFrames; ++i) {
@@ -636,8 +646,14 @@ std::unique_ptr<CpuProfileSession> CpuProfileSession::Start(
     *error = CpuStartError::kSignalInUse;
     return nullptr;
   }
+  const bool loader_lock_known = FindLoaderLock();
 
   auto agg = std::make_unique<Aggregate>();
+  if (!loader_lock_known) {
+    agg->notes.push_back(
+        "cpu: the dynamic loader's lock was not found; a sample taken inside "
+        "dlopen/dlclose may hang its thread");
+  }
   agg->hz = options.hz;
   agg->signal = options.signal;
   s.profile.Reset();
@@ -794,7 +810,8 @@ CpuRaw CpuProfileSession::Stop() {
       std::to_string(c.overruns.load()) + " dropped (buffer full)=" +
       std::to_string(c.ring_full.load()) + " ignored (stale or foreign)=" +
       std::to_string(c.stale.load()) + " slow unwinds=" +
-      std::to_string(c.slow_unwinds.load()));
+      std::to_string(c.slow_unwinds.load()) +
+      " leaf only (loader lock held)=" + std::to_string(c.loader_busy.load()));
   raw.comments.push_back(
       "cpu timers this profile: created=" + std::to_string(c.created.load()) +
       " deleted=" + std::to_string(c.deleted.load()) +
@@ -888,6 +905,72 @@ Snapshot CpuProfileSnapshot(const CpuRaw& raw) {
     snap.samples.push_back(std::move(sample));
   }
   return snap;
+}
+
+// --- the dynamic loader's lock ----------------------------------------------------
+
+namespace {
+
+// The lock word (pthread_mutex_t.__data.__lock) of glibc's dl_load_write_lock.
+std::atomic<const int*> g_loader_lock{nullptr};
+std::atomic<bool> g_loader_lock_searched{false};
+
+struct LoaderLockSearch {
+  const char* base = nullptr;
+  size_t size = 0;
+  pid_t tid = 0;
+  const pthread_mutex_t* found = nullptr;
+  int matches = 0;
+  bool scanned = false;
+};
+
+// Runs with dl_load_write_lock held by this thread: the one locked recursive
+// mutex of _rtld_global that this thread owns is that lock.
+int ScanRtldGlobal(dl_phdr_info*, size_t, void* data) {
+  auto* search = static_cast<LoaderLockSearch*>(data);
+  if (search->scanned) return 1;
+  search->scanned = true;
+  for (size_t off = 0; off + sizeof(pthread_mutex_t) <= search->size;
+       off += alignof(pthread_mutex_t)) {
+    const auto* m = reinterpret_cast<const pthread_mutex_t*>(search->base + off);
+    if (m->__data.__lock != 0 && m->__data.__owner == search->tid &&
+        m->__data.__count >= 1 &&
+        (m->__data.__kind & 3) == PTHREAD_MUTEX_RECURSIVE_NP) {
+      ++search->matches;
+      search->found = m;
+    }
+  }
+  return 1;
+}
+
+}  // namespace
+
+bool FindLoaderLock() {
+  if (g_loader_lock.load(std::memory_order_acquire) != nullptr) return true;
+  if (g_loader_lock_searched.exchange(true)) return false;
+  void* rtld = dlsym(RTLD_DEFAULT, "_rtld_global");
+  Dl_info info;
+  void* entry = nullptr;  // const ElfW(Sym)*
+  if (rtld == nullptr || dladdr1(rtld, &info, &entry, RTLD_DL_SYMENT) == 0 ||
+      entry == nullptr) {
+    return false;
+  }
+  const auto* symbol = static_cast<const ElfW(Sym)*>(entry);
+  if (symbol->st_size == 0) return false;
+  LoaderLockSearch search;
+  search.base = static_cast<const char*>(rtld);
+  search.size = symbol->st_size;
+  search.tid = GetTid();
+  dl_iterate_phdr(ScanRtldGlobal, &search);
+  // Exactly one candidate, and it is released now that the iteration is over.
+  if (search.matches != 1 || search.found->__data.__owner == search.tid) return false;
+  g_loader_lock.store(&search.found->__data.__lock, std::memory_order_release);
+  return true;
+}
+
+bool LoaderLockBusy() {
+  const int* word = g_loader_lock.load(std::memory_order_acquire);
+  return word != nullptr && __atomic_load_n(word, __ATOMIC_RELAXED) != 0;
 }
 
 // --- signal names -----------------------------------------------------------------

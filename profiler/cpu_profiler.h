@@ -130,6 +130,25 @@ void CpuOnThreadStart();
 // Called when such a thread exits, by any path: deletes its timer, if any.
 void CpuOnThreadExit();
 
+// The dynamic loader's write lock (glibc's dl_load_write_lock) and signal
+// handlers that unwind. libunwind calls dl_iterate_phdr() on a cache miss,
+// which takes that lock, a recursive mutex. A signal that interrupts a thread
+// inside dlopen()/dlclose() while it holds the lock, or while it is taking it
+// (lock word set, owner not yet written), makes the handler wait for itself
+// forever; every other thread then piles up behind the loader (found by the
+// dlopen storm under CPU profiling). So the handlers skip the unwind, keeping
+// the interrupted pc alone, while anyone holds that lock.
+//
+// glibc does not export the lock: FindLoaderLock() finds it once (cold, any
+// thread but a handler) as the one locked recursive mutex inside ld.so's
+// _rtld_global that the calling thread owns from within a dl_iterate_phdr()
+// callback, and checks that it is released afterwards. False when it cannot
+// be found (then the handlers unwind unprotected, as before).
+bool FindLoaderLock();
+// Async-signal-safe: one load. True while any thread holds (or is taking)
+// the loader's write lock; false when it was never found.
+bool LoaderLockBusy();
+
 // PPROF_AGENT_CPU_SIGNAL: "SIGPROF", "PROF", "27", "SIGRTMIN+3", "SIGRTMAX-1"
 // (case-insensitive). Accepted: SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1,
 // SIGUSR2 and the real-time signals glibc leaves to applications. Pure.

@@ -26,6 +26,7 @@
 //   requests until it is done.
 #include "profiler/thread_dump.h"
 
+#include "profiler/cpu_profiler.h"
 #include "profiler/signal_install.h"
 
 #include <dirent.h>
@@ -120,6 +121,9 @@ PA_ALWAYS_INLINE int UnwindInterrupted(void* ucontext, uint64_t* out) {
   auto* uc = static_cast<ucontext_t*>(ucontext);
   out[0] = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
   int depth = 1;
+  // Unwinding while the loader's lock is held could wait for this very
+  // thread forever (LoaderLockBusy() in cpu_profiler.h): the leaf only.
+  if (LoaderLockBusy()) return depth;
   unw_cursor_t cursor;
   if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext),
                       UNW_INIT_SIGNAL_FRAME) < 0) {
@@ -703,6 +707,7 @@ bool CollectThreadDump(const ThreadDumpOptions& options, ThreadDump* dump,
   std::vector<Target> targets;
   if (slots != nullptr) {
     WarmUnwinder();
+    FindLoaderLock();
     for (size_t i = 0; i < dump->threads.size(); ++i) {
       if (dump->threads[i].missing.empty()) targets.push_back({i});
     }

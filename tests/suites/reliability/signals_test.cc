@@ -689,6 +689,7 @@ TEST(DlopenStorm, CpuProfilesAt1000HzRunThroughTheStorm) {
   ASSERT_EQ(HttpGet(program->port, "/debug/pprof/heap").status, 200);
   int profiles = 0, valid = 0;
   int64_t samples = 0, storm_samples = 0;
+  long leaf_only = 0;
   bool storm_started = false, done = false;
   const auto start = Clock::now();
   const auto deadline = Clock::now() + Millis(LongMode() ? 1200000 : 120000);
@@ -713,6 +714,10 @@ TEST(DlopenStorm, CpuProfilesAt1000HzRunThroughTheStorm) {
       ++valid;
       samples += profile->Total("samples");
       storm_samples += SumWhereFunctionContains(*profile, "DlopenStorm");
+      // Samples taken while a thread held the loader's lock keep their leaf
+      // only (unwinding then could deadlock); the lock must have been found.
+      leaf_only += std::max(0L, CommentNumber(*profile, R"(leaf only \(loader lock held\))"));
+      EXPECT_EQ(Comments(*profile).find("loader's lock was not found"), std::string::npos);
     }
     done = p.PumpUntil([&] { return p.out().find("DLOPEN done") != std::string::npos; },
                        Millis(20));
@@ -725,9 +730,9 @@ TEST(DlopenStorm, CpuProfilesAt1000HzRunThroughTheStorm) {
   const ExitStatus status = p.Wait(integration::kExitTimeout);
   EXPECT_TRUE(status.exited && status.code == 0) << status.Describe() << p.err();
   std::printf("RELIABILITY dlopen_storm_cpu threads=4 cycles=%d hz=1000 profiles=%d valid=%d "
-              "samples=%lld storm_samples=%lld seconds=%.1f\n",
+              "samples=%lld storm_samples=%lld leaf_only_loader_lock=%ld seconds=%.1f\n",
               4 * iterations, profiles, valid, static_cast<long long>(samples),
-              static_cast<long long>(storm_samples), SecondsSince(start));
+              static_cast<long long>(storm_samples), leaf_only, SecondsSince(start));
 }
 
 // 7. 1000 idle threads and 50 busy ones under a CPU profile at 1 kHz while
