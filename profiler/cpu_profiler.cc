@@ -677,6 +677,16 @@ std::unique_ptr<CpuProfileSession> CpuProfileSession::Start(
     }
     TaskInfo task;
     if (!ReadTask(tid, options.signal, &task)) continue;  // exited meanwhile
+    // glibc (pthread_create, fork, posix_spawn) and libunwind (its cache lock,
+    // taken by the malloc hooks' stack capture) mask every signal for a few
+    // microseconds at a time: a thread seen blocking the signal is read again
+    // before it is left out of the whole profile.
+    bool exited = false;
+    for (int retry = 0; retry < 3 && task.blocks_signal && !exited; ++retry) {
+      sched_yield();
+      exited = !ReadTask(tid, options.signal, &task);
+    }
+    if (exited) continue;
     if (task.blocks_signal) {
       s.profile.skipped_blocked.fetch_add(1, std::memory_order_relaxed);
       continue;

@@ -600,8 +600,11 @@ TEST_P(SignalsFlavours, StartStopCyclesWhileFourThreadsAreBusy) {
   EXPECT_GT(profile->SumFor("samples", "rel::BusyWork"), 0);
   const auto [created, deleted] = TimerCounts(*profile, "cpu timers process lifetime");
   EXPECT_EQ(created, deleted) << Comments(*profile);
-  // main and 4 busy threads, every cycle and the last profile.
-  EXPECT_GE(created, 5L * (cycles + 1));
+  // main and 4 busy threads, every cycle and the last profile; a thread that
+  // has every signal masked for a moment (glibc, libunwind) when a profile
+  // enumerates threads is read 4 times, then left out of that profile: allow
+  // that for 1% of the cycles (1 in 1000 was seen before the re-reads).
+  EXPECT_GE(created, 5L * (cycles + 1) - cycles / 100);
   EXPECT_EQ(CommentNumber(*profile, "profiles"), cycles + 1) << Comments(*profile);
   EXPECT_EQ(Tasks(pid).size(), threads_before) << "a thread died or leaked";
   EXPECT_EQ(PendingSignals(pid), "");
