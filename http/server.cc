@@ -177,7 +177,8 @@ bool PollFor(int fd, short events, int timeout_ms) {
 // bytes the listener already read, then the (non-blocking) socket. Reads
 // fail once the request's deadline has passed, so even a request the
 // listener handed over unfinished (see JudgeRequestArrival) holds a worker
-// only until then; each write may wait kWriteTimeoutSeconds.
+// only until then. Writes wait at most kWriteTimeoutSeconds each and end
+// kResponseWriteDeadlineSeconds after the first one.
 class DeadlineStream final : public httplib::Stream {
  public:
   DeadlineStream(int fd, std::string received, Clock::time_point deadline)
@@ -186,9 +187,7 @@ class DeadlineStream final : public httplib::Stream {
   bool is_readable() const override {
     return offset_ < buffer_.size() || PollFor(fd_, POLLIN, 0);
   }
-  bool is_writable() const override {
-    return PollFor(fd_, POLLOUT, kWriteTimeoutSeconds * 1000);
-  }
+  bool is_writable() const override { return PollFor(fd_, POLLOUT, WriteWaitMillis()); }
   ssize_t read(char* ptr, size_t size) override {
     // httplib reads the head a byte at a time: serve it from a buffer.
     if (offset_ == buffer_.size()) {
@@ -204,13 +203,15 @@ class DeadlineStream final : public httplib::Stream {
     return static_cast<ssize_t>(n);
   }
   ssize_t write(const char* ptr, size_t size) override {
+    StartWriteClock();
     for (;;) {
       // MSG_NOSIGNAL: a vanished client is EPIPE here, never a SIGPIPE.
       const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
       if (n >= 0) return n;
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-      if (!PollFor(fd_, POLLOUT, kWriteTimeoutSeconds * 1000)) return -1;
+      const int wait_ms = WriteWaitMillis();
+      if (wait_ms == 0 || !PollFor(fd_, POLLOUT, wait_ms)) return -1;
     }
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -237,6 +238,20 @@ class DeadlineStream final : public httplib::Stream {
   std::string buffer_;
   size_t offset_ = 0;
   const Clock::time_point deadline_;
+  // Set by the first write: the end of kResponseWriteDeadlineSeconds.
+  mutable Clock::time_point write_deadline_{};
+
+  void StartWriteClock() const {
+    if (write_deadline_ == Clock::time_point{}) {
+      write_deadline_ = Clock::now() + std::chrono::seconds(kResponseWriteDeadlineSeconds);
+    }
+  }
+  // How long the next wait for the socket to drain may last (0: the
+  // answer's time is up).
+  int WriteWaitMillis() const {
+    StartWriteClock();
+    return std::min(kWriteTimeoutSeconds * 1000, MillisUntil(write_deadline_));
+  }
 };
 
 // Exposes the listening socket (a protected member) for the fork policy,

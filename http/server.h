@@ -37,9 +37,15 @@ inline constexpr int kRequestDeadlineMs = 3000;
 // the oldest (it has had the most time), so a crowd of stalled clients
 // cannot keep new ones out either.
 inline constexpr int kMaxPendingRequests = 64;
-// Per send(): profiles are written in one piece and a slow reader of a big
-// profile must not fail, but a stalled one must not hold a worker forever.
-inline constexpr int kWriteTimeoutSeconds = 60;
+// Writing the answer: each send() may wait kWriteTimeoutSeconds for the
+// client to read, and the whole answer must be written within
+// kResponseWriteDeadlineSeconds of its first byte, or the connection is
+// closed. A protobuf profile is at most a few hundred KB and fits the
+// socket buffers at once; a 32 MiB text (kMaxTextBytes) needs a reader of
+// about 1 MB/s. Without the total deadline a client that reads one byte
+// now and then would hold a worker for ever, and four would stop the agent.
+inline constexpr int kWriteTimeoutSeconds = 10;
+inline constexpr int kResponseWriteDeadlineSeconds = 30;
 
 // Not thread-safe: the caller serializes Start/Stop (agent.cc holds a mutex).
 class Server {

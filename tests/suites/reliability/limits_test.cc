@@ -3,11 +3,14 @@
 // clients (kRequestDeadlineMs, http/server.h) and the size limit of the
 // legacy texts (kMaxTextBytes, proto/profile_builder.h) with the stack
 // table full. Each test prints its figures on a "RELIABILITY ..." line.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +38,7 @@ constexpr int kServerThreads = 4;
 constexpr int kRequestDeadlineMs = 3000;
 constexpr int kMaxPendingRequests = 64;
 constexpr size_t kMaxTextBytes = size_t{32} << 20;
+constexpr int kResponseWriteDeadlineSeconds = 30;
 
 using integration::Clock;
 using integration::Millis;
@@ -260,6 +264,92 @@ TEST_F(ServedAgent, MorePendingClientsThanTheLimitEvictTheOldest) {
 }
 
 // VmHWM of process `pid`, or -1.
+// Clients that ask for a big answer and then read it slowly, about
+// 280 KB/s each: fast enough that no single send() waits its 10 s
+// (kWriteTimeoutSeconds), too slow to finish a 32 MiB text in 30 s. Without
+// the deadline on the whole answer (kResponseWriteDeadlineSeconds,
+// http/server.h) each would hold its worker for about two minutes, and as
+// many of them as workers would stop the agent that long. With it they are
+// cut off 30 s after their answer starts, and a normal request that queued
+// behind them is answered then. Bounds: the normal request within the
+// deadline plus 15 s (a loaded machine; without the deadline it waits about
+// 120 s and the 90 s fetch fails), and no slow reader receives the whole
+// text.
+TEST(SlowReaders, AnswerWriteDeadlineFreesTheWorkers) {
+  int port = 0;
+  std::string error;
+  // 2^14 distinct stacks sampled at rate 1: heap?debug=1 reaches the
+  // 32 MiB text limit.
+  auto p = StartAgentProgram({"flood", "14"}, {{"PPROF_AGENT_HEAP_RATE", "1"}},
+                             &port, &error);
+  ASSERT_NE(p, nullptr) << error;
+  const Millis fetch_timeout(90000);
+  const integration::HttpResult full =
+      integration::HttpGet(port, "/debug/pprof/heap?debug=1", fetch_timeout);
+  ASSERT_EQ(full.status, 200) << full.error;
+  ASSERT_GT(full.body.size(), size_t{16} << 20)
+      << "the text must take the slow readers well over the deadline";
+
+  std::vector<int> readers;
+  for (int i = 0; i < kServerThreads; ++i) {
+    const int fd = ConnectTo(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(SendAll(fd, Get("/debug/pprof/heap?debug=1")));
+    readers.push_back(fd);
+  }
+  // Each reader takes up to 28 KB every 100 ms, until the server ends the
+  // connection or the test stops it.
+  const auto started = Clock::now();
+  std::atomic<bool> stop{false};
+  std::vector<size_t> got(readers.size(), 0);
+  std::vector<double> ended_s(readers.size(), -1);
+  std::thread slow([&] {
+    std::vector<char> buf(28 * 1024);
+    while (!stop.load()) {
+      for (size_t i = 0; i < readers.size(); ++i) {
+        if (ended_s[i] >= 0) continue;
+        const ssize_t n = recv(readers[i], buf.data(), buf.size(), MSG_DONTWAIT);
+        if (n > 0) got[i] += static_cast<size_t>(n);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+          ended_s[i] = SecondsSince(started);
+        }
+      }
+      std::this_thread::sleep_for(Millis(100));
+    }
+  });
+  // Let every worker start its answer, then queue a normal request.
+  std::this_thread::sleep_for(Millis(2000));
+  const auto t0 = Clock::now();
+  const integration::HttpResult normal =
+      integration::HttpGet(port, "/debug/pprof/cmdline", fetch_timeout);
+  const double waited_s = SecondsSince(t0);
+  // Give the readers a moment to see their ends, then drain what is left.
+  std::this_thread::sleep_for(Millis(1000));
+  stop.store(true);
+  slow.join();
+  int cut_short = 0;
+  std::string ends;
+  for (size_t i = 0; i < readers.size(); ++i) {
+    std::string rest;
+    const bool closed = ended_s[i] >= 0 || WaitForServerClose(readers[i], Millis(20000), &rest);
+    const size_t total = got[i] + rest.size();
+    EXPECT_TRUE(closed) << "slow reader " << i << " never closed";
+    EXPECT_LT(total, full.body.size()) << "slow reader " << i << " got the whole text";
+    cut_short += closed && total < full.body.size();
+    ends += " " + std::to_string(static_cast<int>(ended_s[i])) + "s/" +
+            std::to_string(total >> 20) + "MiB";
+    close(readers[i]);
+  }
+  EXPECT_EQ(normal.status, 200) << normal.error;
+  EXPECT_LT(waited_s, kResponseWriteDeadlineSeconds + 15.0);
+  StopAgentProgram(*p);
+  std::printf(
+      "RELIABILITY slow_readers readers=%zu text_bytes=%zu cut_short=%d "
+      "normal_request_waited_s=%.2f write_deadline_s=%d ended(at/received):%s\n",
+      readers.size(), full.body.size(), cut_short, waited_s,
+      kResponseWriteDeadlineSeconds, ends.c_str());
+}
+
 long PeakRssKiB(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string key; status >> key;) {
