@@ -78,6 +78,32 @@ int __pthread_rwlock_trywrlock(pthread_rwlock_t* rw);
 int __pthread_rwlock_unlock(pthread_rwlock_t* rw);
 }
 
+#if defined(PA_SANITIZE_ADDRESS)
+// libasan defines these names too, unversioned (so they satisfy the
+// versioned references above, ahead of libc) and forwarding through
+// pointers it never sets. In the ASan build call libc's own, found in the
+// symbol table of libc (pthread_mutex_init: a function libasan leaves alone).
+#define PA_LIBC_CALL(name, arg)                                                \
+  ([]() {                                                                      \
+    static std::atomic<void*> fn{nullptr};                                     \
+    void* f = fn.load(std::memory_order_acquire);                              \
+    if (f == nullptr) {                                                        \
+      f = pprof_agent::internal::FindVersionedSymbol(                          \
+          reinterpret_cast<const void*>(&pthread_mutex_init), #name, PA_GLIBC_BASE); \
+      fn.store(f, std::memory_order_release);                                  \
+    }                                                                          \
+    return reinterpret_cast<decltype(&name)>(f);                               \
+  }())(arg)
+#define __pthread_mutex_lock(m) PA_LIBC_CALL(__pthread_mutex_lock, m)
+#define __pthread_mutex_trylock(m) PA_LIBC_CALL(__pthread_mutex_trylock, m)
+#define __pthread_mutex_unlock(m) PA_LIBC_CALL(__pthread_mutex_unlock, m)
+#define __pthread_rwlock_rdlock(rw) PA_LIBC_CALL(__pthread_rwlock_rdlock, rw)
+#define __pthread_rwlock_wrlock(rw) PA_LIBC_CALL(__pthread_rwlock_wrlock, rw)
+#define __pthread_rwlock_tryrdlock(rw) PA_LIBC_CALL(__pthread_rwlock_tryrdlock, rw)
+#define __pthread_rwlock_trywrlock(rw) PA_LIBC_CALL(__pthread_rwlock_trywrlock, rw)
+#define __pthread_rwlock_unlock(rw) PA_LIBC_CALL(__pthread_rwlock_unlock, rw)
+#endif
+
 #define PA_INTERPOSE extern "C" __attribute__((visibility("default")))
 
 namespace pprof_agent::internal {

@@ -20,6 +20,7 @@
 // operator new/delete in every form (sized, aligned, nothrow, arrays) are not
 // interposed: libstdc++ implements them with malloc, aligned_alloc and free
 // through the PLT, so they reach these functions. tests/integration checks it.
+// (Except in the ASan build, where libasan serves them itself: see the end.)
 #include <errno.h>
 #include <dlfcn.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
 
 #include "profiler/heap_recorder.h"
 #include "profiler/malloc_backend.h"
@@ -66,6 +68,23 @@ PA_ALWAYS_INLINE bool CountdownExpired(size_t size) {
   return PA_UNLIKELY(expired);
 }
 
+#if defined(PA_SANITIZE_ADDRESS)
+// In the ASan build this file is not instrumented, but the code it calls
+// into (runtime, heap recorder) is, and touches ASan's shadow, which does
+// not exist before ASan has initialised. A library whose constructor runs
+// before libasan's (libstdc++'s, in a preloaded program) allocates that
+// early. This library's constructors run after libasan's, a library it
+// depends on; until then the hooks only forward (no block is sampled yet,
+// so none needs the recorder on free either).
+bool g_backend_ready = false;
+__attribute__((constructor(101))) void MarkBackendReady() { g_backend_ready = true; }
+PA_ALWAYS_INLINE bool BackendReady() {
+  return __atomic_load_n(&g_backend_ready, __ATOMIC_RELAXED);
+}
+#else
+PA_ALWAYS_INLINE bool BackendReady() { return true; }
+#endif
+
 void* PlainAlloc(Kind kind, size_t size, size_t align) {
   switch (kind) {
     case Kind::kMalloc: return RealMalloc(size);
@@ -81,6 +100,10 @@ void* PlainAlloc(Kind kind, size_t size, size_t align) {
 // `align` is the alignment the caller asked for (0 = malloc's default).
 PA_NOINLINE void* AllocSlow(Kind kind, size_t size, size_t align) {
   ThreadState& t = tls_state;
+  if (PA_UNLIKELY(!BackendReady())) {
+    t.bytes_until_sample = 0;  // ask again at the next allocation
+    return PlainAlloc(kind, size, align);
+  }
   if (t.in_agent != 0) {
     // The agent's own allocation inside a sample: give the bytes back.
     t.bytes_until_sample += size;  // undoes the fast path's wrap-around
@@ -161,7 +184,7 @@ size_t RealUsableSize(void* p) {
 #endif
 
 PA_NOINLINE void FreeSlow(void* p) {
-  if (!HeapRecordFree(p)) RealFree(p);
+  if (!BackendReady() || !HeapRecordFree(p)) RealFree(p);
 }
 
 PA_NOINLINE void* ReallocSlow(void* p, size_t size);
@@ -243,7 +266,7 @@ PA_INTERPOSE void* pvalloc(size_t size) {
 
 PA_INTERPOSE size_t malloc_usable_size(void* p) {
   if (p == nullptr) return 0;
-  if (PA_UNLIKELY(HasSampledTag(p))) {
+  if (PA_UNLIKELY(HasSampledTag(p)) && BackendReady()) {
     const size_t n = HeapSampledUsableSize(p, RealUsableSize);
     if (n != static_cast<size_t>(-1)) return n;
   }
@@ -258,6 +281,7 @@ namespace {
 // always a valid realloc; it only happens when a sample is due or the old
 // block was sampled. realloc(p, 0) frees p and returns NULL, as glibc does.
 void* ReallocSlow(void* p, size_t size) {
+  if (!BackendReady()) return RealRealloc(p, size);
   const bool sampled = HasSampledTag(p) &&
                        HeapSampledUsableSize(p, RealUsableSize) != static_cast<size_t>(-1);
   if (size == 0) {
@@ -275,3 +299,73 @@ void* ReallocSlow(void* p, size_t size) {
 
 }  // namespace
 }  // namespace pprof_agent::internal
+
+#if defined(PA_SANITIZE_ADDRESS)
+// libasan defines operator new and delete itself, straight onto its
+// allocator: in a program that links it they would never reach the hooks
+// above. In the ASan build the agent defines them as libstdc++ does, on
+// malloc, memalign and free, so a sampled `new` is a sampled malloc as in
+// production. (ASan then no longer tells new/free mismatches apart in the
+// processes that host the agent; every other check stays.)
+namespace pprof_agent::internal {
+namespace {
+
+void* NewOrThrow(size_t size, size_t align, bool nothrow) {
+  if (size == 0) size = 1;
+  for (;;) {
+    void* p = align > alignof(std::max_align_t) ? memalign(align, size) : malloc(size);
+    if (p != nullptr) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) {
+      if (nothrow) return nullptr;
+      throw std::bad_alloc();
+    }
+    if (nothrow) {
+      try {
+        handler();
+      } catch (...) {
+        return nullptr;
+      }
+    } else {
+      handler();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pprof_agent::internal
+
+#define PA_NEW __attribute__((visibility("default")))
+using std::align_val_t;
+using std::nothrow_t;
+PA_NEW void* operator new(size_t n) { return NewOrThrow(n, 0, false); }
+PA_NEW void* operator new[](size_t n) { return NewOrThrow(n, 0, false); }
+PA_NEW void* operator new(size_t n, const nothrow_t&) noexcept { return NewOrThrow(n, 0, true); }
+PA_NEW void* operator new[](size_t n, const nothrow_t&) noexcept {
+  return NewOrThrow(n, 0, true);
+}
+PA_NEW void* operator new(size_t n, align_val_t a) {
+  return NewOrThrow(n, static_cast<size_t>(a), false);
+}
+PA_NEW void* operator new[](size_t n, align_val_t a) {
+  return NewOrThrow(n, static_cast<size_t>(a), false);
+}
+PA_NEW void* operator new(size_t n, align_val_t a, const nothrow_t&) noexcept {
+  return NewOrThrow(n, static_cast<size_t>(a), true);
+}
+PA_NEW void* operator new[](size_t n, align_val_t a, const nothrow_t&) noexcept {
+  return NewOrThrow(n, static_cast<size_t>(a), true);
+}
+PA_NEW void operator delete(void* p) noexcept { free(p); }
+PA_NEW void operator delete[](void* p) noexcept { free(p); }
+PA_NEW void operator delete(void* p, const nothrow_t&) noexcept { free(p); }
+PA_NEW void operator delete[](void* p, const nothrow_t&) noexcept { free(p); }
+PA_NEW void operator delete(void* p, size_t) noexcept { free(p); }
+PA_NEW void operator delete[](void* p, size_t) noexcept { free(p); }
+PA_NEW void operator delete(void* p, align_val_t) noexcept { free(p); }
+PA_NEW void operator delete[](void* p, align_val_t) noexcept { free(p); }
+PA_NEW void operator delete(void* p, size_t, align_val_t) noexcept { free(p); }
+PA_NEW void operator delete[](void* p, size_t, align_val_t) noexcept { free(p); }
+PA_NEW void operator delete(void* p, align_val_t, const nothrow_t&) noexcept { free(p); }
+PA_NEW void operator delete[](void* p, align_val_t, const nothrow_t&) noexcept { free(p); }
+#endif  // PA_SANITIZE_ADDRESS

@@ -24,6 +24,25 @@ void CloseFd(int* fd) {
   *fd = -1;
 }
 
+// Appends `option` to the sanitizer options variable `name` in `env`
+// (keeping what is there), unless that option's key is set already and not
+// `force` (the sanitizers take the last of repeated options).
+[[maybe_unused]] void AddSanitizerOption(std::vector<std::string>* env,
+                                         const std::string& name,
+                                         const std::string& option,
+                                         bool force = false) {
+  const std::string prefix = name + "=";
+  const std::string key = option.substr(0, option.find('=') + 1);
+  auto it = std::find_if(env->begin(), env->end(), [&](const std::string& e) {
+    return e.rfind(prefix, 0) == 0;
+  });
+  if (it == env->end()) {
+    env->push_back(prefix + option);
+  } else if (force || it->find(key) == std::string::npos) {
+    *it += (it->size() > prefix.size() ? ":" : "") + option;
+  }
+}
+
 // The merged environment as "NAME=value" strings.
 std::vector<std::string> BuildEnv(const EnvChanges& changes) {
   std::vector<std::string> env;
@@ -40,15 +59,15 @@ std::vector<std::string> BuildEnv(const EnvChanges& changes) {
   // malloc comes first: integration_util.h), which ASan refuses unless told
   // this order is meant. Added to the options already there, in every
   // child: a program that execs another passes the environment on.
-  const std::string kLinkOrder = "verify_asan_link_order=0";
-  auto it = std::find_if(env.begin(), env.end(), [](const std::string& e) {
-    return e.rfind("ASAN_OPTIONS=", 0) == 0;
-  });
-  if (it == env.end()) {
-    env.push_back("ASAN_OPTIONS=" + kLinkOrder);
-  } else if (it->find(kLinkOrder) == std::string::npos) {
-    *it += (it->size() > strlen("ASAN_OPTIONS=") ? ":" : "") + kLinkOrder;
-  }
+  AddSanitizerOption(&env, "ASAN_OPTIONS", "verify_asan_link_order=0");
+  // glibc answers an impossible size with NULL and ENOMEM, and the tests
+  // check that the agent does too; ASan's default is to abort.
+  AddSanitizerOption(&env, "ASAN_OPTIONS", "allocator_may_return_null=1");
+  // No leak check in the children: the programs they run leave blocks at
+  // exit by design (forked children that allocate and exit, python3, the
+  // agent's server, which is never destroyed: http/agent.cc). The unit
+  // tests, which drive the recorder directly, keep it.
+  AddSanitizerOption(&env, "ASAN_OPTIONS", "detect_leaks=0", /*force=*/true);
 #endif
   return env;
 }
