@@ -922,7 +922,7 @@ Snapshot CpuProfileSnapshot(const CpuRaw& raw) {
 namespace {
 
 // The lock word (pthread_mutex_t.__data.__lock) of glibc's dl_load_write_lock.
-std::atomic<const int*> g_loader_lock{nullptr};
+std::atomic<const pthread_mutex_t*> g_loader_lock{nullptr};
 std::atomic<bool> g_loader_lock_searched{false};
 
 struct LoaderLockSearch {
@@ -974,13 +974,23 @@ bool FindLoaderLock() {
   dl_iterate_phdr(ScanRtldGlobal, &search);
   // Exactly one candidate, and it is released now that the iteration is over.
   if (search.matches != 1 || search.found->__data.__owner == search.tid) return false;
-  g_loader_lock.store(&search.found->__data.__lock, std::memory_order_release);
+  g_loader_lock.store(search.found, std::memory_order_release);
   return true;
 }
 
 bool LoaderLockBusy() {
-  const int* word = g_loader_lock.load(std::memory_order_acquire);
-  return word != nullptr && __atomic_load_n(word, __ATOMIC_RELAXED) != 0;
+  const pthread_mutex_t* m = g_loader_lock.load(std::memory_order_acquire);
+  if (m == nullptr || __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0) {
+    return false;
+  }
+  // Held. By another thread (its owner written): unwinding waits until that
+  // thread lets go, as any dl_iterate_phdr() caller does. Many threads unwind
+  // at once in a thread dump or a CPU profile, each taking the lock in
+  // dl_iterate_phdr, so this is the common case and must keep the stack.
+  // By this thread, or by someone between the lock word and the owner field
+  // (taking or releasing it, perhaps this thread): not safe.
+  const int owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+  return owner == 0 || owner == static_cast<int>(syscall(SYS_gettid));
 }
 
 // --- signal names -----------------------------------------------------------------

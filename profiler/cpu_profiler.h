@@ -137,7 +137,7 @@ void CpuOnThreadExit();
 // (lock word set, owner not yet written), makes the handler wait for itself
 // forever; every other thread then piles up behind the loader (found by the
 // dlopen storm under CPU profiling). So the handlers skip the unwind, keeping
-// the interrupted pc alone, while anyone holds that lock.
+// the interrupted pc alone, while the interrupted thread may hold that lock.
 //
 // glibc does not export the lock: FindLoaderLock() finds it once (cold, any
 // thread but a handler) as the one locked recursive mutex inside ld.so's
@@ -145,8 +145,11 @@ void CpuOnThreadExit();
 // callback, and checks that it is released afterwards. False when it cannot
 // be found (then the handlers unwind unprotected, as before).
 bool FindLoaderLock();
-// Async-signal-safe: one load. True while any thread holds (or is taking)
-// the loader's write lock; false when it was never found.
+// Async-signal-safe: one load while the lock is free. True while this
+// thread holds the loader's write lock, or while someone is between taking
+// (or releasing) it and writing its owner; false when another thread owns
+// it (the unwind then just waits for it), when it is free, or when it was
+// never found.
 bool LoaderLockBusy();
 
 // PPROF_AGENT_CPU_SIGNAL: "SIGPROF", "PROF", "27", "SIGRTMIN+3", "SIGRTMAX-1"

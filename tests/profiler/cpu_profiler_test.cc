@@ -7,6 +7,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -41,6 +42,42 @@ CpuSampleRecord MakeRecord(int32_t tid, int depth, uint64_t base) {
   r.weight = 1;
   for (int i = 0; i < depth; ++i) r.pcs[i] = base + static_cast<uint64_t>(i);
   return r;
+}
+
+TEST(LoaderLock, BusyOnlyForItsOwnHolder) {
+  ASSERT_TRUE(FindLoaderLock()) << "glibc's loader lock not found in _rtld_global";
+  EXPECT_FALSE(LoaderLockBusy());
+  // Inside a dl_iterate_phdr() callback this thread holds the lock: an
+  // unwind here (in a signal handler) would wait for itself.
+  bool busy_inside = false;
+  dl_iterate_phdr(
+      [](dl_phdr_info*, size_t, void* data) {
+        *static_cast<bool*>(data) = LoaderLockBusy();
+        return 1;
+      },
+      &busy_inside);
+  EXPECT_TRUE(busy_inside);
+  // Another thread holding it (as every thread does that unwinds in a
+  // thread dump): this thread may unwind, it only waits. Treating that as
+  // busy cut stacks to their leaf whenever two threads unwound at once.
+  struct Shared {
+    std::atomic<int> stage{0};
+  } shared;
+  std::thread holder([&shared] {
+    dl_iterate_phdr(
+        [](dl_phdr_info*, size_t, void* data) {
+          auto* sh = static_cast<Shared*>(data);
+          sh->stage.store(1);
+          while (sh->stage.load() != 2) std::this_thread::yield();
+          return 1;
+        },
+        &shared);
+  });
+  while (shared.stage.load() != 1) std::this_thread::yield();
+  EXPECT_FALSE(LoaderLockBusy());
+  shared.stage.store(2);
+  holder.join();
+  EXPECT_FALSE(LoaderLockBusy());
 }
 
 TEST(CpuSampleRing, PopsInOrderWhatWasPushed) {
