@@ -42,6 +42,7 @@
 //  - Time a thread spends blocked is not CPU time: no signal interrupts it.
 #include "profiler/cpu_profiler.h"
 
+#include "profiler/proc_tasks.h"
 #include "profiler/signal_install.h"
 
 #include <dirent.h>
@@ -387,80 +388,6 @@ bool CurrentThreadBlocks(int signo) {
 
 // --- thread enumeration (cold) ------------------------------------------------
 
-bool ReadSmallFile(const char* path, char* buf, size_t size, size_t* len) {
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  size_t used = 0;
-  while (used + 1 < size) {
-    const ssize_t n = read(fd, buf + used, size - 1 - used);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    used += static_cast<size_t>(n);
-  }
-  close(fd);
-  buf[used] = '\0';
-  *len = used;
-  return true;
-}
-
-struct TaskInfo {
-  int32_t tid = 0;
-  std::string name;
-  bool blocks_signal = false;
-};
-
-// Name and blocked-signal mask of a thread from /proc/self/task/<tid>/status.
-bool ReadTask(int32_t tid, int signo, TaskInfo* info) {
-  char path[64];
-  std::snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
-  char buf[4096];
-  size_t len = 0;
-  if (!ReadSmallFile(path, buf, sizeof(buf), &len)) return false;
-  info->tid = tid;
-  const std::string_view text(buf, len);
-  auto field = [&text](std::string_view name) -> std::string_view {
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t end = text.find('\n', pos);
-      if (end == std::string_view::npos) end = text.size();
-      std::string_view line = text.substr(pos, end - pos);
-      if (line.substr(0, name.size()) == name) {
-        line.remove_prefix(name.size());
-        while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-        return line;
-      }
-      pos = end + 1;
-    }
-    return {};
-  };
-  info->name = std::string(field("Name:"));
-  const std::string_view blocked = field("SigBlk:");
-  // A hex mask, most significant digit first; bit (signo - 1).
-  const int bit = signo - 1;
-  const size_t digit_from_right = static_cast<size_t>(bit / 4);
-  if (digit_from_right < blocked.size()) {
-    const char c = blocked[blocked.size() - 1 - digit_from_right];
-    const int value = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-    info->blocks_signal = (value >> (bit % 4)) & 1;
-  }
-  return true;
-}
-
-std::vector<int32_t> ListTasks() {
-  std::vector<int32_t> tids;
-  DIR* dir = opendir("/proc/self/task");
-  if (dir == nullptr) return tids;
-  while (dirent* entry = readdir(dir)) {
-    char* end = nullptr;
-    const long tid = strtol(entry->d_name, &end, 10);
-    if (end != entry->d_name && *end == '\0' && tid > 0) {
-      tids.push_back(static_cast<int32_t>(tid));
-    }
-  }
-  closedir(dir);
-  return tids;
-}
-
 std::string ReadThreadName(int32_t tid) {
   char path[64];
   std::snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
@@ -675,8 +602,8 @@ std::unique_ptr<CpuProfileSession> CpuProfileSession::Start(
       ++agg->skipped_agent;
       continue;
     }
-    TaskInfo task;
-    if (!ReadTask(tid, options.signal, &task)) continue;  // exited meanwhile
+    TaskStatus task;
+    if (!ReadTaskStatus(tid, options.signal, &task)) continue;  // exited meanwhile
     // glibc (pthread_create, fork, posix_spawn) and libunwind (its cache lock,
     // taken by the malloc hooks' stack capture) mask every signal for a few
     // microseconds at a time: a thread seen blocking the signal is read again
@@ -684,7 +611,7 @@ std::unique_ptr<CpuProfileSession> CpuProfileSession::Start(
     bool exited = false;
     for (int retry = 0; retry < 3 && task.blocks_signal && !exited; ++retry) {
       sched_yield();
-      exited = !ReadTask(tid, options.signal, &task);
+      exited = !ReadTaskStatus(tid, options.signal, &task);
     }
     if (exited) continue;
     if (task.blocks_signal) {
