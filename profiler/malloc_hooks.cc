@@ -281,7 +281,13 @@ namespace {
 // always a valid realloc; it only happens when a sample is due or the old
 // block was sampled. realloc(p, 0) frees p and returns NULL, as glibc does.
 void* ReallocSlow(void* p, size_t size) {
-  if (!BackendReady()) return RealRealloc(p, size);
+  if (PA_UNLIKELY(!BackendReady())) {
+    // As in AllocSlow: the fast path's subtraction may have wrapped the
+    // countdown, and left so it would keep this thread (main, whose early
+    // realloc is libasan's own start-up) off the slow path for good.
+    tls_state.bytes_until_sample = 0;
+    return RealRealloc(p, size);
+  }
   const bool sampled = HasSampledTag(p) &&
                        HeapSampledUsableSize(p, RealUsableSize) != static_cast<size_t>(-1);
   if (size == 0) {
