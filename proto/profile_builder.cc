@@ -777,6 +777,14 @@ std::string LegacyContentionText(const Snapshot& snapshot,
   return LegacyContentionText(snapshot, name, sampling_period, source);
 }
 
+// Counts come from a snapshot a caller may have built from anything (the
+// fuzzer does): sums wrap, as Go's int64 sums do, rather than overflow.
+namespace {
+void AddCount(int64_t* sum, int64_t value) {
+  *sum = static_cast<int64_t>(static_cast<uint64_t>(*sum) + static_cast<uint64_t>(value));
+}
+}  // namespace
+
 std::string LegacyCountProfileText(const Snapshot& snapshot,
                                    std::string_view name, SymbolSource& symbols,
                                    size_t max_bytes) {
@@ -796,7 +804,7 @@ std::string LegacyCountProfileText(const Snapshot& snapshot,
       continue;
     }
     const int64_t count = sample.values[0];
-    total += count;
+    AddCount(&total, count);
     const Stack& stack = snapshot.stacks[sample.stack];
     std::string thread_name, missing_reason;
     for (const Label& label : sample.labels) {
@@ -805,13 +813,13 @@ std::string LegacyCountProfileText(const Snapshot& snapshot,
       if (label.key == "stack_missing") missing_reason = label.str;
     }
     if (stack.pcs.empty()) {
-      missing[missing_reason.empty() ? "no stack" : missing_reason] += count;
+      AddCount(&missing[missing_reason.empty() ? "no stack" : missing_reason], count);
       continue;
     }
     Group& group = groups[stack.pcs];
-    group.count += count;
+    AddCount(&group.count, count);
     group.stack = &stack;
-    if (!thread_name.empty()) group.names[thread_name] += count;
+    if (!thread_name.empty()) AddCount(&group.names[thread_name], count);
   }
   if (malformed > 0) comments.push_back(MalformedComment(malformed));
   for (const auto& [reason, count] : missing) {
