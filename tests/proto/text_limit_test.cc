@@ -154,6 +154,19 @@ TEST(TextLimit, ContentionTextStopsAtTheLimit) {
                               "sampling period=1\n30000 300 @ "));
 }
 
+// Counts near INT64_MAX (any snapshot a caller builds; the fuzzer found it):
+// the total and the per-stack sums wrap, as Go's int64 sums do, and the
+// text is still written. Under UBSan (the ASan build) an overflow here halts.
+TEST(TextLimit, CountTextSumsOfHugeCountsDoNotOverflow) {
+  NamedSymbols symbols;
+  Snapshot snap = Samples({{"goroutine", "count"}});
+  for (Sample& sample : snap.samples) sample.values[0] = INT64_MAX - 1;
+  snap.samples.push_back(snap.samples[0]);  // the same stack twice
+  const std::string text = LegacyCountProfileText(snap, "goroutine", symbols);
+  EXPECT_THAT(text, StartsWith("goroutine profile: total "));
+  EXPECT_EQ(CountRecords(text), kRecords);
+}
+
 TEST(TextLimit, CountTextStopsAtTheLimitAndKeepsTheTotal) {
   NamedSymbols symbols;
   const Snapshot snap = Samples({{"goroutine", "count"}});
