@@ -1,6 +1,8 @@
 // Helpers of the integration tests; see integration_util.h.
 #include "tests/integration/integration_util.h"
 
+#include <dirent.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -433,6 +435,58 @@ std::optional<RawProfile> FetchRawProfile(const TempDir& tmp, int port,
   auto parsed = ParseRawProfile(pprof.out, error);
   if (!parsed.has_value()) *error += "\n--- pprof -raw output:\n" + pprof.out;
   return parsed;
+}
+
+// --- /proc of a child process ------------------------------------------------
+
+std::string ReadFileText(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> Tasks(pid_t pid) {
+  std::vector<std::string> tids;
+  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') tids.push_back(e->d_name);
+    }
+    closedir(d);
+  }
+  return tids;
+}
+
+int64_t SigQ(pid_t pid) {
+  const std::string status = ReadFileText("/proc/" + std::to_string(pid) + "/status");
+  std::smatch m;
+  static const std::regex kSigQ(R"(SigQ:\s*([0-9]+)/)");
+  if (!std::regex_search(status, m, kSigQ)) return -1;
+  return std::stoll(m[1].str());
+}
+
+std::string PendingSignals(pid_t pid) {
+  static const std::regex kPending(R"((SigPnd|ShdPnd):\s*([0-9a-f]+))");
+  std::string out;
+  for (const std::string& tid : Tasks(pid)) {
+    const std::string status =
+        ReadFileText("/proc/" + std::to_string(pid) + "/task/" + tid + "/status");
+    for (auto it = std::sregex_iterator(status.begin(), status.end(), kPending);
+         it != std::sregex_iterator(); ++it) {
+      if ((*it)[2].str().find_first_not_of('0') != std::string::npos) {
+        out += tid + ":" + (*it)[1].str() + "=" + (*it)[2].str() + " ";
+      }
+    }
+  }
+  return out;
+}
+
+int PosixTimers(pid_t pid) {
+  std::istringstream lines(ReadFileText("/proc/" + std::to_string(pid) + "/timers"));
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) n += line.rfind("ID:", 0) == 0;
+  return n;
 }
 
 }  // namespace pprof_agent::integration

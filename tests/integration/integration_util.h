@@ -5,6 +5,8 @@
 #ifndef PPROF_AGENT_TESTS_INTEGRATION_INTEGRATION_UTIL_H_
 #define PPROF_AGENT_TESTS_INTEGRATION_INTEGRATION_UTIL_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -152,6 +154,20 @@ std::optional<RawProfile> FetchRawProfile(const TempDir& tmp, int port,
 // "1m2s", "500ms"). pprof prints durations with "%.4v", which cuts
 // "2.000731s" to "2.00": a number without a unit is read as seconds.
 double ParseGoDurationSeconds(const std::string& text);
+
+// --- /proc of a child process (for tests of signals and timers) -----------
+
+// The whole text of a file, "" if it cannot be read.
+std::string ReadFileText(const std::string& path);
+// The thread ids in /proc/<pid>/task.
+std::vector<std::string> Tasks(pid_t pid);
+// Queued signals of the process's user (the first number of SigQ), or -1.
+int64_t SigQ(pid_t pid);
+// "tid:SigPnd=mask " for every thread with a pending signal, and the shared
+// set (ShdPnd); "" when nothing is pending anywhere.
+std::string PendingSignals(pid_t pid);
+// POSIX timers the process owns (one "ID:" line each in /proc/<pid>/timers).
+int PosixTimers(pid_t pid);
 
 }  // namespace pprof_agent::integration
 

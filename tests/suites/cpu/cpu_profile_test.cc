@@ -46,60 +46,6 @@ using ::testing::HasSubstr;
 constexpr char kProgram[] = "cpu_program";
 constexpr char kBusyFunction[] = "it::CpuBusyLoop";
 
-std::string ReadFileText(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> Tasks(pid_t pid) {
-  std::vector<std::string> tids;
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] != '.') tids.push_back(e->d_name);
-    }
-    closedir(d);
-  }
-  return tids;
-}
-
-int64_t SigQ(pid_t pid) {
-  const std::string status = ReadFileText("/proc/" + std::to_string(pid) + "/status");
-  std::smatch m;
-  static const std::regex kSigQ(R"(SigQ:\s*([0-9]+)/)");
-  if (!std::regex_search(status, m, kSigQ)) return -1;
-  return std::stoll(m[1].str());
-}
-
-// "tid:SigPnd" for every thread with a pending signal, plus the process's
-// shared pending set if not empty; "" when nothing is pending.
-std::string PendingSignals(pid_t pid) {
-  static const std::regex kPending(R"((SigPnd|ShdPnd):\s*([0-9a-f]+))");
-  std::string out;
-  for (const std::string& tid : Tasks(pid)) {
-    const std::string status =
-        ReadFileText("/proc/" + std::to_string(pid) + "/task/" + tid + "/status");
-    for (auto it = std::sregex_iterator(status.begin(), status.end(), kPending);
-         it != std::sregex_iterator(); ++it) {
-      if ((*it)[2].str().find_first_not_of('0') != std::string::npos) {
-        out += tid + ":" + (*it)[1].str() + "=" + (*it)[2].str() + " ";
-      }
-    }
-  }
-  return out;
-}
-
-// POSIX timers the process owns (one "ID:" line each).
-int PosixTimers(pid_t pid) {
-  std::istringstream lines(ReadFileText("/proc/" + std::to_string(pid) + "/timers"));
-  std::string line;
-  int n = 0;
-  while (std::getline(lines, line)) n += line.rfind("ID:", 0) == 0;
-  return n;
-}
-
 std::string Comments(const RawProfile& p) {
   std::string all;
   for (const auto& c : p.comments) all += c + "\n";

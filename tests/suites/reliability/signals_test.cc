@@ -45,6 +45,10 @@ using integration::ExitStatus;
 using integration::Flavour;
 using integration::HttpGet;
 using integration::HttpResult;
+using integration::PendingSignals;
+using integration::PosixTimers;
+using integration::SigQ;
+using integration::Tasks;
 using integration::Millis;
 using integration::RawProfile;
 using integration::TempDir;
@@ -60,60 +64,6 @@ double SecondsSince(Clock::time_point start) {
 }
 
 // --- /proc of the host ----------------------------------------------------------
-
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> Tasks(pid_t pid) {
-  std::vector<std::string> tids;
-  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] != '.') tids.push_back(e->d_name);
-    }
-    closedir(d);
-  }
-  return tids;
-}
-
-// POSIX timers the process owns: the CPU profiler's are its only ones here
-// (the "before" host's setitimer is not a POSIX timer).
-int PosixTimers(pid_t pid) {
-  std::istringstream lines(ReadText("/proc/" + std::to_string(pid) + "/timers"));
-  std::string line;
-  int n = 0;
-  while (std::getline(lines, line)) n += line.rfind("ID:", 0) == 0;
-  return n;
-}
-
-// Queued signals of this user (SigQ's first number), or -1.
-long SigQ(pid_t pid) {
-  std::smatch m;
-  const std::string status = ReadText("/proc/" + std::to_string(pid) + "/status");
-  static const std::regex kSigQ(R"(SigQ:\s*([0-9]+)/)");
-  return std::regex_search(status, m, kSigQ) ? std::stol(m[1]) : -1;
-}
-
-// "tid:SigPnd=mask" for every thread with a pending signal, and the shared
-// set; "" when nothing is pending anywhere.
-std::string PendingSignals(pid_t pid) {
-  static const std::regex kPending(R"((SigPnd|ShdPnd):\s*([0-9a-f]+))");
-  std::string out;
-  for (const std::string& tid : Tasks(pid)) {
-    const std::string status =
-        ReadText("/proc/" + std::to_string(pid) + "/task/" + tid + "/status");
-    for (auto it = std::sregex_iterator(status.begin(), status.end(), kPending);
-         it != std::sregex_iterator(); ++it) {
-      if ((*it)[2].str().find_first_not_of('0') != std::string::npos) {
-        out += tid + ":" + (*it)[1].str() + "=" + (*it)[2].str() + " ";
-      }
-    }
-  }
-  return out;
-}
 
 // --- the host program ---------------------------------------------------------------
 
