@@ -916,8 +916,21 @@ bool LoaderLockBusy() {
   // dl_iterate_phdr, so this is the common case and must keep the stack.
   // By this thread, or by someone between the lock word and the owner field
   // (taking or releasing it, perhaps this thread): not safe.
-  const int owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
-  return owner == 0 || owner == static_cast<int>(syscall(SYS_gettid));
+  // The owner-less window is a few instructions; when another thread is in
+  // it (or was preempted there, with hundreds of threads unwinding on two
+  // cores) it ends if we wait a little. If this thread is in it, it cannot
+  // end: after a bounded wait, the leaf only.
+  for (int round = 0; round < 64; ++round) {
+    if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0) return false;
+    const int owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+    if (owner != 0) return owner == static_cast<int>(syscall(SYS_gettid));
+    if (round < 32) {
+      __builtin_ia32_pause();
+    } else {
+      sched_yield();  // async-signal-safe; lets a preempted holder run
+    }
+  }
+  return true;
 }
 
 // --- signal names -----------------------------------------------------------------

@@ -146,8 +146,9 @@ void CpuOnThreadExit();
 // be found (then the handlers unwind unprotected, as before).
 bool FindLoaderLock();
 // Async-signal-safe: one load while the lock is free. True while this
-// thread holds the loader's write lock, or while someone is between taking
-// (or releasing) it and writing its owner; false when another thread owns
+// thread holds the loader's write lock, or while someone stays between
+// taking (or releasing) it and writing its owner (a bounded wait of a few
+// pauses and sched_yield()s decides); false when another thread owns
 // it (the unwind then just waits for it), when it is free, or when it was
 // never found.
 bool LoaderLockBusy();
