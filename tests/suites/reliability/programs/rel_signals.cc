@@ -250,10 +250,16 @@ bool RunCommand(const std::string& cmd, std::string* result) {
       if (w->kind != kToggler) continue;
       queued += syscall(SYS_tgkill, getpid(), w->tid.load(), SIGPROF) == 0;
     }
-    // The toggler notices within one work unit that it has a signal pending.
-    usleep(20000);
+    // Each toggler notices within one work unit that it has a signal
+    // pending: wait for all of them, up to 2 s (a work unit is far longer
+    // under ASan on a loaded machine than the 20 ms it takes here).
     int pending = 0;
-    for (const Worker* w : g_workers) pending += w->kind == kToggler && w->pending.load();
+    for (int waited_ms = 0; waited_ms <= 2000; waited_ms += 10) {
+      pending = 0;
+      for (const Worker* w : g_workers) pending += w->kind == kToggler && w->pending.load();
+      if (pending >= queued) break;
+      usleep(10000);
+    }
     const bool ok = WaitToggled(0);
     *result = "queued=" + std::to_string(queued) + " pending_before_unblock=" +
               std::to_string(pending) + (ok ? " unblocked" : " failed");
