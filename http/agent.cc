@@ -20,9 +20,9 @@
 #include "http/log.h"
 #include "http/server.h"
 #include "pprof_agent/pprof_agent.h"
-#include "profiler/contention_profiler.h"
-#include "profiler/runtime.h"
-#include "profiler/thread_dump.h"
+#include "profiler/contention/contention_profiler.h"
+#include "profiler/base/runtime.h"
+#include "profiler/threads/thread_dump.h"
 
 namespace pprof_agent {
 namespace {

@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "http/log.h"
-#include "profiler/thread_dump.h"
+#include "profiler/threads/thread_dump.h"
 
 extern char** environ;
 

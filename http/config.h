@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "pprof_agent/pprof_agent.h"
-#include "profiler/contention_profiler.h"
-#include "profiler/cpu_profiler.h"
-#include "profiler/runtime.h"
+#include "profiler/contention/contention_profiler.h"
+#include "profiler/cpu/cpu_profiler.h"
+#include "profiler/base/runtime.h"
 
 namespace pprof_agent::internal {
 
@@ -36,19 +36,19 @@ struct Config {
   std::string address = kDefaultAddress;  // "host:port" or "off"
   std::string token;                      // empty: no authentication
   int64_t heap_rate = kDefaultHeapRate;   // bytes; 1 = all, 0 = off
-  // Contention profiles (profiler/contention_profiler.h): 1 in N contended
+  // Contention profiles (profiler/contention/contention_profiler.h): 1 in N contended
   // releases; wait threshold in ns; stack captures per second (0 = no cap).
   int64_t mutex_rate = kDefaultMutexRate;
   int64_t block_rate = kDefaultBlockRate;
   int64_t lock_stacks_per_sec = kDefaultLockStacksPerSecond;
   int64_t max_seconds = kDefaultMaxSeconds;
   Autostart autostart = Autostart::kDefault;
-  // CPU profile (profiler/cpu_profiler.h): default rate of
+  // CPU profile (profiler/cpu/cpu_profiler.h): default rate of
   // /debug/pprof/profile (a request's hz= overrides it) and the signal
   // its timers raise.
   int64_t cpu_hz = kDefaultCpuHz;
   int cpu_signal = kDefaultCpuSignal;
-  // Thread dumps (profiler/thread_dump.h): the signal each thread is sent
+  // Thread dumps (profiler/threads/thread_dump.h): the signal each thread is sent
   // to unwind itself; 0 = the default, SIGRTMIN+6 (a run-time value).
   int dump_signal = 0;
   // LD_PRELOAD names this library (derived, not a PPROF_AGENT_ variable).

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "http/handlers.h"
-#include "profiler/contention_profiler.h"
-#include "profiler/symbolizer.h"
+#include "profiler/contention/contention_profiler.h"
+#include "profiler/symbols/symbolizer.h"
 #include "proto/profile_builder.h"
 
 namespace pprof_agent::internal {

@@ -21,8 +21,8 @@
 #include <string>
 
 #include "http/handlers.h"
-#include "profiler/cpu_profiler.h"
-#include "profiler/symbolizer.h"
+#include "profiler/cpu/cpu_profiler.h"
+#include "profiler/symbols/symbolizer.h"
 #include "proto/profile_builder.h"
 
 namespace pprof_agent::internal {

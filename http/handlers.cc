@@ -15,13 +15,13 @@
 #include <string_view>
 
 #include "http/lifetimes_handler.h"
-#include "profiler/container_classifier.h"
-#include "profiler/contention_profiler.h"
-#include "profiler/heap_profiler.h"
-#include "profiler/runtime.h"
-#include "profiler/symbolizer.h"
-#include "profiler/thread_create_profiler.h"
-#include "profiler/thread_dump.h"
+#include "profiler/heap/container_classifier.h"
+#include "profiler/contention/contention_profiler.h"
+#include "profiler/heap/heap_profiler.h"
+#include "profiler/base/runtime.h"
+#include "profiler/symbols/symbolizer.h"
+#include "profiler/threads/thread_create_profiler.h"
+#include "profiler/threads/thread_dump.h"
 #include "proto/profile_builder.h"
 
 namespace pprof_agent::internal {

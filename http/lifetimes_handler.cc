@@ -4,9 +4,9 @@
 #include <string>
 #include <utility>
 
-#include "profiler/container_classifier.h"
-#include "profiler/heap_profiler.h"
-#include "profiler/symbolizer.h"
+#include "profiler/heap/container_classifier.h"
+#include "profiler/heap/heap_profiler.h"
+#include "profiler/symbols/symbolizer.h"
 #include "proto/profile_builder.h"
 
 namespace pprof_agent::internal {

@@ -1,6 +1,6 @@
 // /debug/pprof/lifetimes: how long sampled allocations lived, as a pprof
-// profile (profiler/heap_profiler.h LifetimesProfile) with the container
-// labels of profiler/container_classifier.h. Thin like every handler: parse,
+// profile (profiler/heap/heap_profiler.h LifetimesProfile) with the container
+// labels of profiler/heap/container_classifier.h. Thin like every handler: parse,
 // collect, build, respond.
 #ifndef PPROF_AGENT_HTTP_LIFETIMES_HANDLER_H_
 #define PPROF_AGENT_HTTP_LIFETIMES_HANDLER_H_

@@ -48,7 +48,7 @@
 #include "http/handlers.h"
 #include "http/httplib_compat.h"
 #include "http/log.h"
-#include "profiler/runtime.h"
+#include "profiler/base/runtime.h"
 
 namespace pprof_agent::internal {
 namespace {

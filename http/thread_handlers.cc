@@ -2,7 +2,7 @@
 // declared in handlers.h (routing and the index rows are in handlers.cc).
 // Thin by rule: parse the query, collect, build, respond.
 //
-// goroutine (our goroutines are the process's threads; profiler/thread_dump.h)
+// goroutine (our goroutines are the process's threads; profiler/threads/thread_dump.h)
 //   debug=0  protobuf, goroutine/count, identical stacks aggregated, labels
 //            thread_name, state, lock_wait, stack_missing
 //   debug=1  Go's aggregated text ("goroutine profile: total N")
@@ -19,9 +19,9 @@
 #include <string>
 
 #include "http/handlers.h"
-#include "profiler/symbolizer.h"
-#include "profiler/thread_create_profiler.h"
-#include "profiler/thread_dump.h"
+#include "profiler/symbols/symbolizer.h"
+#include "profiler/threads/thread_create_profiler.h"
+#include "profiler/threads/thread_dump.h"
 #include "proto/profile_builder.h"
 #include "proto/thread_dump_text.h"
 

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "profiler/snapshot.h"
-#include "profiler/symbolizer.h"
+#include "profiler/base/snapshot.h"
+#include "profiler/symbols/symbolizer.h"
 
 namespace pprof_agent::internal {
 

@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "profiler/wait_graph.h"
+#include "profiler/threads/wait_graph.h"
 
 namespace pprof_agent::internal {
 namespace {

@@ -11,8 +11,8 @@
 
 #include <string>
 
-#include "profiler/symbolizer.h"
-#include "profiler/thread_dump.h"
+#include "profiler/symbols/symbolizer.h"
+#include "profiler/threads/thread_dump.h"
 #include "proto/profile_builder.h"
 
 namespace pprof_agent::internal {

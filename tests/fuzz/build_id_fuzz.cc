@@ -1,4 +1,4 @@
-// libFuzzer target: ReadBuildId (profiler/symbolizer.h) on arbitrary bytes,
+// libFuzzer target: ReadBuildId (profiler/symbols/symbolizer.h) on arbitrary bytes,
 // copied into a buffer of exactly their size so that ASan catches any read
 // outside [data, data+size). A found id is at most 20..64 bytes of hex.
 #include <cstddef>
@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "profiler/symbolizer.h"
+#include "profiler/symbols/symbolizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<uint8_t[]> copy(new uint8_t[size]);

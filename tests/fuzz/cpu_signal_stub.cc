@@ -4,12 +4,12 @@
 // reaches. Linking the CPU profiler would pull in the hooks and timers; these
 // stand-ins abort if anything ever calls them.
 // (Empty while the CPU profiler is not in the tree.)
-#if __has_include("profiler/cpu_profiler.h")
+#if __has_include("profiler/cpu/cpu_profiler.h")
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
-#include "profiler/cpu_profiler.h"
+#include "profiler/cpu/cpu_profiler.h"
 
 namespace pprof_agent::internal {
 bool ParseCpuSignal(std::string_view, int*) { std::abort(); }
@@ -17,10 +17,10 @@ std::string CpuSignalName(int) { std::abort(); }
 }  // namespace pprof_agent::internal
 #endif
 
-#if __has_include("profiler/thread_dump.h")
+#if __has_include("profiler/threads/thread_dump.h")
 #include <cstdlib>
 
-#include "profiler/thread_dump.h"
+#include "profiler/threads/thread_dump.h"
 
 namespace pprof_agent::internal {
 int DefaultThreadDumpSignal() { std::abort(); }

@@ -19,7 +19,7 @@
 #include "http/config.h"
 #include "http/connection_probe.h"
 #include "http/handlers.h"
-#include "profiler/cpu_profiler.h"
+#include "profiler/cpu/cpu_profiler.h"
 
 namespace pprof_agent::internal {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "http/config.h"
 #include "http/handlers.h"
-#include "profiler/thread_dump.h"
+#include "profiler/threads/thread_dump.h"
 
 namespace pprof_agent::internal {
 namespace {

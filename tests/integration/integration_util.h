@@ -62,7 +62,7 @@ const char* FlavourName(Flavour flavour);
 // PPROF_AGENT_AUTOSTART=0 unless `env` sets it, so that only the program's
 // own Start() serves): libasan is the first library such a program needs,
 // and the agent must come before it for its malloc to be the one called
-// (profiler/malloc_backend.h). Subprocess adds the ASAN_OPTIONS that this
+// (profiler/base/malloc_backend.h). Subprocess adds the ASAN_OPTIONS that this
 // order needs.
 void SetAgentEnv(Flavour flavour, EnvChanges* env);
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "profiler/thread_dump.h"
+#include "profiler/threads/thread_dump.h"
 #include "proto/profile_builder.h"
 #include "proto/thread_dump_text.h"
 

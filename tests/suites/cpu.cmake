@@ -1,6 +1,6 @@
-# CPU profile suite (/debug/pprof/profile, profiler/cpu_profiler): real
+# CPU profile suite (/debug/pprof/profile, profiler/cpu/cpu_profiler): real
 # processes with per-thread CPU timers, read over HTTP and with
-# `go tool pprof`. The unit tests are tests/profiler/cpu_profiler_test.cc and
+# `go tool pprof`. The unit tests are tests/profiler/cpu/cpu_profiler_test.cc and
 # tests/http/cpu_handler_test.cc (built by tests/CMakeLists.txt).
 #
 # Not under TSan, as tests/integration is not.

@@ -1,5 +1,5 @@
-# Symbols suite: file:line and inlined frames (profiler/dwarf_reader,
-# profiler/symbolizer), checked in two ways.
+# Symbols suite: file:line and inlined frames (profiler/symbols/dwarf_reader,
+# profiler/symbols/symbolizer), checked in two ways.
 #
 # 1. Fixtures for the unit tests tests/profiler/{symbolizer,dwarf_reader}_test
 #    (built by tests/CMakeLists.txt): a small -O2 -g library in the variants
