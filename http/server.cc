@@ -1,29 +1,27 @@
-// cpp-httplib 0.11 adapted to an in-process agent. What the library does by
-// default, and why we change it:
-//  - Server::Server() calls signal(SIGPIPE, SIG_IGN): a process-wide change
-//    of the host's disposition. We restore the host's disposition and block
-//    signals in our threads instead, so a send() to a vanished client fails
-//    with EPIPE in our thread and the host's SIGPIPE semantics are untouched.
-//  - default_socket_options sets SO_REUSEPORT: a second process could bind
-//    the same port and silently take half the connections. We set
-//    SO_REUSEADDR only (quick restarts), and FD_CLOEXEC so that a child the
-//    host execs does not keep the port open.
-//  - It listens with a backlog of 5; we raise it (see Start()).
-//  - Its ThreadPool threads are anonymous and would be sampled; ours are
-//    marked as agent threads, block asynchronous signals (the host's
-//    process-directed signals go to its own threads) and are bounded.
-//  - Its listen loop hands each accepted socket to a worker, which then
-//    reads the request with a timeout per recv(): a client that stalls
-//    holds a worker for the whole timeout, one that sends a byte every few
-//    seconds holds it for ever, and kServerThreads of them stop the server.
-//    We run our own loop instead (ReadRequests): one thread accepts and
-//    reads every request whole with poll() under a deadline, and a worker
-//    gets only requests that have arrived, which httplib parses from our
-//    DeadlineStream (process_request, a protected member).
+// The agent's HTTP server, core half: binds and listens by itself (plain
+// socket/bind/listen), accepts connections and reads each request whole
+// with poll() under a deadline (ReadRequests), and hands it to a bounded
+// pool of agent threads. Parsing and answering are cpp-httplib's, in
+// serve.cc, which lives in libpprof_agent_serve.so and is loaded only when
+// the first request has arrived (LoadServeApi), so a host that is never
+// sent a request maps neither httplib nor the TLS and compression libraries
+// Debian's libcpp-httplib.so needs. What we do differently from httplib's
+// own server:
+//  - SO_REUSEADDR only, never SO_REUSEPORT (a second process could bind
+//    the same port and silently take half the connections), and FD_CLOEXEC
+//    so that a child the host execs does not keep the port open.
+//  - A backlog of kListenBacklog, not 5.
+//  - Our threads are marked as agent threads, block asynchronous signals
+//    (the host's process-directed signals go to its own threads) and are
+//    bounded.
+//  - One thread accepts and reads every request whole with poll() under a
+//    deadline, and a worker gets only requests that have arrived: a client
+//    that stalls or trickles holds no worker.
 #include "http/server.h"
 
-#include <fcntl.h>
+#include <dlfcn.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,11 +42,15 @@
 #include <utility>
 #include <vector>
 
-#include "http/connection_probe.h"
 #include "http/handlers.h"
-#include "http/httplib_compat.h"
 #include "http/log.h"
+#include "http/serve_api.h"
 #include "profiler/base/runtime.h"
+
+// Defined only when serve.cc is linked into the same program (see
+// LoadServeApi); otherwise null.
+extern "C" __attribute__((weak, visibility("hidden")))
+const pprof_agent::internal::ServeApi* pprof_agent_serve_api();
 
 namespace pprof_agent::internal {
 namespace {
@@ -90,7 +92,7 @@ std::thread SpawnAgentThread(const char* name, std::function<void()> body) {
 
 // The workers: agent threads and a bounded queue. enqueue() is called only
 // by the listener thread, shutdown() by Stop() once the listener has ended.
-class AgentThreadPool final : public httplib::TaskQueue {
+class AgentThreadPool final {
  public:
   AgentThreadPool() {
     for (int i = 0; i < kServerThreads; ++i) {
@@ -101,9 +103,9 @@ class AgentThreadPool final : public httplib::TaskQueue {
       }
     }
   }
-  ~AgentThreadPool() override { shutdown(); }
+  ~AgentThreadPool() { shutdown(); }
 
-  void enqueue(std::function<void()> fn) override {
+  void enqueue(std::function<void()> fn) {
     if (threads_.empty()) {
       fn();
       return;
@@ -119,7 +121,7 @@ class AgentThreadPool final : public httplib::TaskQueue {
     work_.notify_one();
   }
 
-  void shutdown() override {
+  void shutdown() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
@@ -161,216 +163,6 @@ int MillisUntil(Clock::time_point deadline) {
   const auto left =
       std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
   return left.count() > 0 ? static_cast<int>(left.count()) : 0;
-}
-
-// Waits for `events` on `fd` for at most `timeout_ms`; false on timeout.
-bool PollFor(int fd, short events, int timeout_ms) {
-  pollfd p = {fd, events, 0};
-  for (;;) {
-    const int rc = poll(&p, 1, timeout_ms);
-    if (rc < 0 && errno == EINTR) continue;
-    return rc > 0;
-  }
-}
-
-// The stream httplib parses a request from and writes its response to: the
-// bytes the listener already read, then the (non-blocking) socket. Reads
-// fail once the request's deadline has passed, so even a request the
-// listener handed over unfinished (see JudgeRequestArrival) holds a worker
-// only until then. Writes wait at most kWriteTimeoutSeconds each and end
-// kResponseWriteDeadlineSeconds after the first one.
-class DeadlineStream final : public httplib::Stream {
- public:
-  DeadlineStream(int fd, std::string received, Clock::time_point deadline)
-      : fd_(fd), buffer_(std::move(received)), deadline_(deadline) {}
-
-  bool is_readable() const override {
-    return offset_ < buffer_.size() || PollFor(fd_, POLLIN, 0);
-  }
-  bool is_writable() const override { return PollFor(fd_, POLLOUT, WriteWaitMillis()); }
-  ssize_t read(char* ptr, size_t size) override {
-    // httplib reads the head a byte at a time: serve it from a buffer.
-    if (offset_ == buffer_.size()) {
-      buffer_.resize(16 * 1024);
-      offset_ = 0;
-      const ssize_t n = Receive(buffer_.data(), buffer_.size());
-      buffer_.resize(n > 0 ? static_cast<size_t>(n) : 0);
-      if (n <= 0) return n;
-    }
-    const size_t n = std::min(size, buffer_.size() - offset_);
-    std::memcpy(ptr, buffer_.data() + offset_, n);
-    offset_ += n;
-    return static_cast<ssize_t>(n);
-  }
-  ssize_t write(const char* ptr, size_t size) override {
-    StartWriteClock();
-    for (;;) {
-      // MSG_NOSIGNAL: a vanished client is EPIPE here, never a SIGPIPE.
-      const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
-      if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-      const int wait_ms = WriteWaitMillis();
-      if (wait_ms == 0 || !PollFor(fd_, POLLOUT, wait_ms)) return -1;
-    }
-  }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    SocketEndpoint(fd_, /*peer=*/true, &ip, &port);
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    SocketEndpoint(fd_, /*peer=*/false, &ip, &port);
-  }
-  socket_t socket() const override { return fd_; }
-
- private:
-  ssize_t Receive(char* ptr, size_t size) {
-    for (;;) {
-      const ssize_t n = ::recv(fd_, ptr, size, 0);
-      if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-      const int left = MillisUntil(deadline_);
-      if (left == 0 || !PollFor(fd_, POLLIN, left)) return -1;
-    }
-  }
-
-  const int fd_;
-  std::string buffer_;
-  size_t offset_ = 0;
-  const Clock::time_point deadline_;
-  // Set by the first write: the end of kResponseWriteDeadlineSeconds.
-  mutable Clock::time_point write_deadline_{};
-
-  void StartWriteClock() const {
-    if (write_deadline_ == Clock::time_point{}) {
-      write_deadline_ = Clock::now() + std::chrono::seconds(kResponseWriteDeadlineSeconds);
-    }
-  }
-  // How long the next wait for the socket to drain may last (0: the
-  // answer's time is up).
-  int WriteWaitMillis() const {
-    StartWriteClock();
-    return std::min(kWriteTimeoutSeconds * 1000, MillisUntil(write_deadline_));
-  }
-};
-
-// Exposes the listening socket (a protected member) for the fork policy,
-// and httplib's request processing for connections we accepted ourselves.
-class HttpServer final : public httplib::Server {
- public:
-  int listen_fd() const { return svr_sock_; }
-
-  // Parses and answers the request, then closes `fd`. One request per
-  // connection (see Start()).
-  void ServeConnection(int fd, std::string received,
-                       Clock::time_point deadline) {
-    try {
-      DeadlineStream stream(fd, std::move(received), deadline);
-      bool connection_closed = false;
-      process_request(stream, /*close_connection=*/true, connection_closed,
-                      nullptr);
-    } catch (...) {
-      // bad_alloc outside a handler: drop this connection, not the host.
-    }
-    ::shutdown(fd, SHUT_RDWR);
-    ::close(fd);
-  }
-};
-
-// httplib::Server's constructor ignores SIGPIPE process-wide; undo that.
-std::unique_ptr<HttpServer> NewHttpServer() {
-  struct sigaction saved;
-  const bool have_saved = sigaction(SIGPIPE, nullptr, &saved) == 0;
-  auto server = std::make_unique<HttpServer>();
-  if (have_saved) sigaction(SIGPIPE, &saved, nullptr);
-  return server;
-}
-
-void ListenSocketOptions(socket_t sock) {
-  int yes = 1;
-  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  const int flags = fcntl(sock, F_GETFD);
-  if (flags >= 0) fcntl(sock, F_SETFD, flags | FD_CLOEXEC);
-}
-
-HttpRequest ToHttpRequest(const httplib::Request& req) {
-  HttpRequest request;
-  request.method = req.method;
-  request.path = req.path;
-  const size_t q = req.target.find('?');
-  if (q != std::string::npos) request.raw_query = req.target.substr(q + 1);
-  request.params = req.params;
-  request.authorization = req.get_header_value("Authorization");
-  request.body = req.body;
-  request.client_gone = ClientGoneProbe(req.local_addr, req.local_port,
-                                        req.remote_addr, req.remote_port);
-  return request;
-}
-
-void Send(HttpResponse response, httplib::Response& res) {
-  res.status = response.status;
-  for (const auto& [key, value] : response.headers) {
-    // The server's default headers (nosniff) are already in `res`.
-    if (!res.has_header(key.c_str())) res.set_header(key.c_str(), value);
-  }
-  if (!response.content_type.empty()) {
-    // set_content() would copy the body: a second copy of a large profile
-    // in the host's memory.
-    res.body = std::move(response.body);
-    res.headers.erase("Content-Type");
-    res.set_header("Content-Type", response.content_type);
-  }
-}
-
-// Responses httplib makes by itself (unparsable request, 413, 414, ...):
-// give them our error shape. Ours already have a body and pass untouched.
-httplib::Server::HandlerResponse FillLibraryError(const httplib::Request&,
-                                                  httplib::Response& res) {
-  if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-  std::string message;
-  switch (res.status) {
-    case 400:
-      message = "bad request";
-      break;
-    case 404:
-      message = "404 page not found";
-      break;
-    case 413:
-      message = "request body too large (limit " +
-                std::to_string(kMaxRequestBodyBytes) + " bytes)";
-      break;
-    case 414:
-      message = "request URI too long";
-      break;
-    default:
-      message = "HTTP error " + std::to_string(res.status);
-      break;
-  }
-  HttpResponse response = ErrorResponse(res.status, message);
-  AddCommonHeaders(&response);
-  Send(response, res);
-  return httplib::Server::HandlerResponse::Handled;
-}
-
-// httplib reads a Content-Length it cannot parse ("abc", "-1") as 0 and
-// serves the request without its body; the rest of the bytes would then be
-// read as a request of their own. Refuse such framing before any handler
-// (or the body reader) runs: digits only, and repeated values must agree.
-httplib::Server::HandlerResponse RejectBadFraming(const httplib::Request& req,
-                                                  httplib::Response& res) {
-  const size_t count = req.get_header_value_count("Content-Length");
-  for (size_t i = 0; i < count; ++i) {
-    const std::string value = req.get_header_value("Content-Length", i);
-    if (value.empty() || value.size() > 19 ||
-        value.find_first_not_of("0123456789") != std::string::npos ||
-        value != req.get_header_value("Content-Length", 0)) {
-      HttpResponse response = ErrorResponse(400, "invalid Content-Length");
-      AddCommonHeaders(&response);
-      Send(response, res);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-  }
-  return httplib::Server::HandlerResponse::Unhandled;
 }
 
 // A connection whose request is still arriving.
@@ -527,15 +319,134 @@ void ReadRequests(int listen_fd, int wake_fd,
   for (const PendingRequest& p : pending) ::close(p.fd);
 }
 
+
+// The serving library, loaded once and never unloaded (handlers' closures,
+// e.g. request.client_gone, run its code). Linked into the same program
+// (the unit tests link serve.cc), it is used as it is; otherwise it is
+// libpprof_agent_serve.so from the directory of the library this code is
+// in, or by name through the loader's search path.
+const ServeApi* LoadServeApi(std::string* error) {
+  static std::mutex mu;
+  static const ServeApi* api = nullptr;
+  static std::string load_error;
+  std::lock_guard<std::mutex> lock(mu);
+  if (api != nullptr) return api;
+  if (pprof_agent_serve_api != nullptr) {
+    api = pprof_agent_serve_api();
+  } else if (load_error.empty()) {
+    static constexpr char kName[] = "libpprof_agent_serve.so";
+    void* handle = nullptr;
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void*>(&LoadServeApi), &info) != 0 &&
+        info.dli_fname != nullptr) {
+      std::string path = info.dli_fname;
+      const size_t slash = path.rfind('/');
+      path = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + kName;
+      handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    }
+    if (handle == nullptr) handle = dlopen(kName, RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+      const char* why = dlerror();
+      load_error = std::string("cannot load ") + kName + ": " +
+                   (why != nullptr ? why : "unknown error");
+    } else {
+      using Entry = const ServeApi* (*)();
+      auto entry = reinterpret_cast<Entry>(dlsym(handle, "pprof_agent_serve_api"));
+      const ServeApi* loaded = entry != nullptr ? entry() : nullptr;
+      if (loaded == nullptr || loaded->version != kServeApiVersion) {
+        load_error = std::string(kName) + " is not this agent's serving library";
+      } else {
+        api = loaded;
+      }
+    }
+  }
+  if (api == nullptr) *error = load_error;
+  return api;
+}
+
+// Binds and listens on host:port (port 0: a free one) as httplib 0.11's
+// bind_to_port did, with our socket options: the first address getaddrinfo
+// gives that binds; an IPv6 socket also takes IPv4 (IPV6_V6ONLY off).
+// Returns the socket (non-blocking, close-on-exec) and sets `*bound_port`,
+// or -1 with errno set.
+int BindAndListen(const std::string& host, int port, int* bound_port) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* result = nullptr;
+  const std::string service = std::to_string(port);
+  if (getaddrinfo(host.c_str(), service.c_str(), &hints, &result) != 0) {
+    errno = EADDRNOTAVAIL;
+    return -1;
+  }
+  int fd = -1;
+  int saved_errno = EADDRNOTAVAIL;
+  for (addrinfo* rp = result; rp != nullptr; rp = rp->ai_next) {
+    fd = ::socket(rp->ai_family, rp->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                  rp->ai_protocol);
+    if (fd < 0) {
+      saved_errno = errno;
+      continue;
+    }
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (rp->ai_family == AF_INET6) {
+      int no = 0;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof(no));
+    }
+    if (::bind(fd, rp->ai_addr, rp->ai_addrlen) == 0 &&
+        ::listen(fd, kListenBacklog) == 0) {
+      break;
+    }
+    saved_errno = errno;
+    ::close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(result);
+  if (fd < 0) {
+    errno = saved_errno;
+    return -1;
+  }
+  sockaddr_storage addr;
+  socklen_t len = sizeof(addr);
+  *bound_port = port;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    if (addr.ss_family == AF_INET) {
+      *bound_port = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      *bound_port = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    }
+  }
+  return fd;
+}
+
+void ServeCallback(void* ctx, const HttpRequest& request, HttpResponse* out) {
+  *out = static_cast<Handlers*>(ctx)->Serve(request);
+}
+
+void ErrorCallback(void*, int status, const std::string& message,
+                   HttpResponse* out) {
+  *out = ErrorResponse(status, message);
+  AddCommonHeaders(out);
+}
+
 }  // namespace
 
 struct Server::Impl {
   std::unique_ptr<Handlers> handlers;
-  std::unique_ptr<HttpServer> http;
+  ServeCallbacks callbacks = {};
+  const ServeApi* api = nullptr;  // set by the listener at the first request
+  void* http = nullptr;           // api->create(&callbacks)
   std::unique_ptr<AgentThreadPool> pool;
   std::thread listen_thread;
+  int listen_fd = -1;
   int wake_fd = -1;  // eventfd: wakes the listener to return
   int port = 0;
+
+  ~Impl() {
+    if (http != nullptr) api->destroy(http);
+  }
 };
 
 Server::Server() = default;
@@ -554,48 +465,12 @@ Status Server::Start(const Config& config) {
 
   auto impl = std::make_unique<Impl>();
   impl->handlers = std::make_unique<Handlers>(config);
-  impl->http = NewHttpServer();
-  HttpServer& http = *impl->http;
-  Handlers* handlers = impl->handlers.get();
-
-  http.set_socket_options(ListenSocketOptions);
-  http.set_payload_max_length(kMaxRequestBodyBytes);
-  // One request per connection (ServeConnection): a kept-alive connection
-  // would hold a worker while idle, and four idle keep-alive clients would
-  // stop the server. Profile clients make one request per connection anyway.
-  http.set_pre_routing_handler(
-      httplib::Server::HandlerWithResponse(RejectBadFraming));
-  http.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
-  http.set_error_handler(
-      httplib::Server::HandlerWithResponse(FillLibraryError));
-  http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-        // Serve() catches everything; this covers the adapter itself
-        // (e.g. bad_alloc copying a request), and keeps httplib from
-        // putting exception texts into headers.
-        HttpResponse response = ErrorResponse(500, "internal error");
-        AddCommonHeaders(&response);
-        res.headers.clear();
-        Send(response, res);
-      });
-  auto serve = [handlers](const httplib::Request& req, httplib::Response& res) {
-    Send(handlers->Serve(ToHttpRequest(req)), res);
-  };
-  // Every path: Handlers routes (and answers 404s in Go's words). GET also
-  // serves HEAD.
-  http.Get(".*", serve);
-  http.Post(".*", serve);
+  impl->callbacks = {impl->handlers.get(), ServeCallback, ErrorCallback};
 
   errno = 0;
-  int port = address.port;
-  bool bound;
-  if (port == 0) {
-    port = http.bind_to_any_port(address.host);
-    bound = port > 0;
-  } else {
-    bound = http.bind_to_port(address.host, port);
-  }
-  if (!bound) {
+  int port = 0;
+  const int listen_fd = BindAndListen(address.host, address.port, &port);
+  if (listen_fd < 0) {
     const int saved_errno = errno;
     std::string reason =
         "cannot listen on " + FormatHostPort(address.host, address.port);
@@ -604,14 +479,7 @@ Status Server::Start(const Config& config) {
     return Status(reason);
   }
   impl->port = port;
-  const int listen_fd = http.listen_fd();
-  // The library listens with a backlog of 5 (compiled in): a burst of a few
-  // connections while the listener is not scheduled would see SYNs dropped
-  // and a one-second retransmit. Listening again only raises the backlog.
-  // Non-blocking: the listener accepts until EAGAIN.
-  ::listen(listen_fd, kListenBacklog);
-  const int fl = fcntl(listen_fd, F_GETFL);
-  if (fl >= 0) fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
+  impl->listen_fd = listen_fd;
 
   impl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (impl->wake_fd < 0) {
@@ -624,11 +492,32 @@ Status Server::Start(const Config& config) {
   try {
     impl->pool = std::make_unique<AgentThreadPool>();
     impl->listen_thread = SpawnAgentThread("pprof-listen", [raw, listen_fd] {
-      HttpServer* server = raw->http.get();
       AgentThreadPool* pool = raw->pool.get();
-      ReadRequests(listen_fd, raw->wake_fd, [server, pool](PendingRequest p) {
-        pool->enqueue([server, p = std::move(p)]() mutable {
-          server->ServeConnection(p.fd, std::move(p.received), p.deadline);
+      bool load_failed_logged = false;
+      ReadRequests(listen_fd, raw->wake_fd, [raw, pool, &load_failed_logged](
+                                                PendingRequest p) {
+        // The first request loads the serving library (only this thread
+        // sets raw->http; the workers read it after the queue's mutex).
+        if (raw->http == nullptr) {
+          std::string load_error;
+          raw->api = LoadServeApi(&load_error);
+          if (raw->api != nullptr) raw->http = raw->api->create(&raw->callbacks);
+          if (raw->http == nullptr) {
+            if (!load_failed_logged) {
+              LogLine(load_error.empty() ? "cannot create the HTTP server"
+                                         : load_error);
+              load_failed_logged = true;
+            }
+            ::close(p.fd);
+            return;
+          }
+        }
+        pool->enqueue([raw, p = std::move(p)]() mutable {
+          raw->api->serve_connection(
+              raw->http, p.fd, &p.received,
+              std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  p.deadline.time_since_epoch())
+                  .count());
         });
       });
     });
@@ -652,7 +541,7 @@ void Server::Stop() {
   // Connections already handed over are served (delta waits were cut
   // short above), then the workers end.
   impl_->pool->shutdown();
-  ::close(impl_->http->listen_fd());
+  ::close(impl_->listen_fd);
   ::close(impl_->wake_fd);
   impl_.reset();
 }
@@ -661,8 +550,7 @@ int Server::port() const { return impl_ ? impl_->port : 0; }
 
 void Server::AbandonAfterFork() {
   if (!impl_) return;
-  const int fd = impl_->http->listen_fd();
-  if (fd >= 0) ::close(fd);
+  if (impl_->listen_fd >= 0) ::close(impl_->listen_fd);
   if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
   // Leaked on purpose: destroying it would join threads that do not exist
   // in this process (std::terminate for a joinable std::thread).
