@@ -9,6 +9,7 @@
 // per object, so a warm lookup never gets here.
 #include "profiler/symbols/dwarf_reader.h"
 
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
@@ -34,10 +35,120 @@ namespace {
 constexpr int kMaxScopeDepth = 64;
 constexpr int kMaxInlineDepth = 256;
 
+// libdw and libelf are loaded when the first object is opened, not with the
+// agent: most hosts are never asked to symbolize, and mapping and relocating
+// them cost every preloaded process about 0.8 ms at start-up. Every use of
+// them below goes through this table (the macros after it); the headers
+// give the types only. Nothing reaches a libelf or libdw call without an
+// ElfFile that Open() made, and Open() starts with InitLibelf().
+#define PA_LIBDW_FUNCTIONS(X) \
+  X(dwarf_attr) \
+  X(dwarf_attr_integrate) \
+  X(dwarf_begin_elf) \
+  X(dwarf_child) \
+  X(dwarf_decl_file) \
+  X(dwarf_decl_line) \
+  X(dwarf_dieoffset) \
+  X(dwarf_end) \
+  X(dwarf_filesrc) \
+  X(dwarf_formstring) \
+  X(dwarf_formudata) \
+  X(dwarf_get_units) \
+  X(dwarf_getsrc_die) \
+  X(dwarf_getsrcfiles) \
+  X(dwarf_haspc) \
+  X(dwarf_linecol) \
+  X(dwarf_lineno) \
+  X(dwarf_linesrc) \
+  X(dwarf_offdie) \
+  X(dwarf_ranges) \
+  X(dwarf_siblingof) \
+  X(dwarf_tag) \
+  X(dwelf_elf_gnu_build_id) \
+  X(dwelf_elf_gnu_debuglink) \
+  X(elf_begin) \
+  X(elf_cntl) \
+  X(elf_end) \
+  X(elf_getshdrstrndx) \
+  X(elf_kind) \
+  X(elf_nextscn) \
+  X(elf_rawfile) \
+  X(elf_strptr) \
+  X(elf_version) \
+  X(gelf_getshdr)
+
+struct LibdwApi {
+#define PA_LIBDW_MEMBER(name) decltype(&::name) name = nullptr;
+  PA_LIBDW_FUNCTIONS(PA_LIBDW_MEMBER)
+#undef PA_LIBDW_MEMBER
+};
+
+LibdwApi g_libdw;
+
+// Loads libdw.so.1 (which brings libelf.so.1) and every function above;
+// false if any is missing. Never unloaded.
+bool LoadLibdw() {
+  void* handle = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) return false;
+  LibdwApi api;
+  bool complete = true;
+#define PA_LIBDW_LOAD(name)                                          \
+  api.name = reinterpret_cast<decltype(&::name)>(dlsym(handle, #name)); \
+  complete = complete && api.name != nullptr;
+  PA_LIBDW_FUNCTIONS(PA_LIBDW_LOAD)
+#undef PA_LIBDW_LOAD
+  if (!complete) return false;
+  g_libdw = api;
+  return true;
+}
+
 bool InitLibelf() {
-  static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
+  // A function-local static: thread-safe, loaded once.
+  static const bool ok =
+      LoadLibdw() && g_libdw.elf_version(EV_CURRENT) != EV_NONE;
   return ok;
 }
+
+}  // namespace
+
+// From here on, the library's names are the table's entries.
+#define PA_LIBDW_REDIRECT(name) (g_libdw.name)
+#define dwarf_attr PA_LIBDW_REDIRECT(dwarf_attr)
+#define dwarf_attr_integrate PA_LIBDW_REDIRECT(dwarf_attr_integrate)
+#define dwarf_begin_elf PA_LIBDW_REDIRECT(dwarf_begin_elf)
+#define dwarf_child PA_LIBDW_REDIRECT(dwarf_child)
+#define dwarf_decl_file PA_LIBDW_REDIRECT(dwarf_decl_file)
+#define dwarf_decl_line PA_LIBDW_REDIRECT(dwarf_decl_line)
+#define dwarf_dieoffset PA_LIBDW_REDIRECT(dwarf_dieoffset)
+#define dwarf_end PA_LIBDW_REDIRECT(dwarf_end)
+#define dwarf_filesrc PA_LIBDW_REDIRECT(dwarf_filesrc)
+#define dwarf_formstring PA_LIBDW_REDIRECT(dwarf_formstring)
+#define dwarf_formudata PA_LIBDW_REDIRECT(dwarf_formudata)
+#define dwarf_get_units PA_LIBDW_REDIRECT(dwarf_get_units)
+#define dwarf_getsrc_die PA_LIBDW_REDIRECT(dwarf_getsrc_die)
+#define dwarf_getsrcfiles PA_LIBDW_REDIRECT(dwarf_getsrcfiles)
+#define dwarf_haspc PA_LIBDW_REDIRECT(dwarf_haspc)
+#define dwarf_linecol PA_LIBDW_REDIRECT(dwarf_linecol)
+#define dwarf_lineno PA_LIBDW_REDIRECT(dwarf_lineno)
+#define dwarf_linesrc PA_LIBDW_REDIRECT(dwarf_linesrc)
+#define dwarf_offdie PA_LIBDW_REDIRECT(dwarf_offdie)
+#define dwarf_ranges PA_LIBDW_REDIRECT(dwarf_ranges)
+#define dwarf_siblingof PA_LIBDW_REDIRECT(dwarf_siblingof)
+#define dwarf_tag PA_LIBDW_REDIRECT(dwarf_tag)
+#define dwelf_elf_gnu_build_id PA_LIBDW_REDIRECT(dwelf_elf_gnu_build_id)
+#define dwelf_elf_gnu_debuglink PA_LIBDW_REDIRECT(dwelf_elf_gnu_debuglink)
+#define elf_begin PA_LIBDW_REDIRECT(elf_begin)
+#define elf_cntl PA_LIBDW_REDIRECT(elf_cntl)
+#define elf_end PA_LIBDW_REDIRECT(elf_end)
+#define elf_getshdrstrndx PA_LIBDW_REDIRECT(elf_getshdrstrndx)
+#define elf_kind PA_LIBDW_REDIRECT(elf_kind)
+#define elf_nextscn PA_LIBDW_REDIRECT(elf_nextscn)
+#define elf_rawfile PA_LIBDW_REDIRECT(elf_rawfile)
+#define elf_strptr PA_LIBDW_REDIRECT(elf_strptr)
+#define elf_version PA_LIBDW_REDIRECT(elf_version)
+#define gelf_getshdr PA_LIBDW_REDIRECT(gelf_getshdr)
+
+namespace {
 
 std::string Hex(const uint8_t* p, size_t n) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -437,6 +548,8 @@ const std::vector<DwarfReader::Impl::Range>& DwarfReader::Impl::FunctionsOf(
 DwarfReader::DwarfReader() : impl_(std::make_unique<Impl>()) {}
 
 DwarfReader::~DwarfReader() = default;
+
+bool DwarfReader::LoadLibraries() { return InitLibelf(); }
 
 std::unique_ptr<DwarfReader> DwarfReader::Open(const std::string& object_path,
                                                const std::string& build_id,

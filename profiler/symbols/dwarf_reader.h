@@ -60,6 +60,12 @@ class DwarfReader {
       const std::string& object_path, const std::string& build_id,
       const std::string& debug_root = kDefaultDebugRoot);
 
+  // libdw and libelf are not linked: the first Open() (or this) loads
+  // them. The symbolizer calls this before it reads the process's mappings,
+  // so that loading them is not a loader change it sees later. False if
+  // they cannot be loaded (then Open() returns null).
+  static bool LoadLibraries();
+
   ~DwarfReader();
   DwarfReader(const DwarfReader&) = delete;
   DwarfReader& operator=(const DwarfReader&) = delete;

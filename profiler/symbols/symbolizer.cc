@@ -802,6 +802,9 @@ bool Symbolizer::Impl::RefreshLocked() {
   // Loaded objects are listed before maps is read: an object loaded in
   // between gets its build id from its file instead, and the counters
   // recorded (from before) make the next refresh read maps again.
+  // libdw is loaded on first use; load it now, not after the maps below
+  // were read, or the next refresh would see it as a loader change.
+  (void)DwarfReader::LoadLibraries();
   std::vector<LoadedObject> loaded;
   dl_iterate_phdr(CollectObjectCallback, &loaded);
   std::string text;
