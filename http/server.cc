@@ -490,14 +490,23 @@ Status Server::Start(const Config& config) {
   }
   Impl* raw = impl.get();
   try {
-    impl->pool = std::make_unique<AgentThreadPool>();
     impl->listen_thread = SpawnAgentThread("pprof-listen", [raw, listen_fd] {
-      AgentThreadPool* pool = raw->pool.get();
       bool load_failed_logged = false;
-      ReadRequests(listen_fd, raw->wake_fd, [raw, pool, &load_failed_logged](
+      ReadRequests(listen_fd, raw->wake_fd, [raw, &load_failed_logged](
                                                 PendingRequest p) {
-        // The first request loads the serving library (only this thread
-        // sets raw->http; the workers read it after the queue's mutex).
+        // The first request loads the serving library and starts the
+        // workers: a host that is never sent one pays for neither. Only
+        // this thread sets raw->http and raw->pool; the workers read
+        // raw->http after the queue's mutex, Stop() both after joining
+        // this thread.
+        if (raw->pool == nullptr) {
+          try {
+            raw->pool = std::make_unique<AgentThreadPool>();
+          } catch (const std::exception&) {
+            ::close(p.fd);  // out of memory: drop this one, try again later
+            return;
+          }
+        }
         if (raw->http == nullptr) {
           std::string load_error;
           raw->api = LoadServeApi(&load_error);
@@ -512,7 +521,7 @@ Status Server::Start(const Config& config) {
             return;
           }
         }
-        pool->enqueue([raw, p = std::move(p)]() mutable {
+        raw->pool->enqueue([raw, p = std::move(p)]() mutable {
           raw->api->serve_connection(
               raw->http, p.fd, &p.received,
               std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -540,7 +549,7 @@ void Server::Stop() {
   if (impl_->listen_thread.joinable()) impl_->listen_thread.join();
   // Connections already handed over are served (delta waits were cut
   // short above), then the workers end.
-  impl_->pool->shutdown();
+  if (impl_->pool) impl_->pool->shutdown();
   ::close(impl_->listen_fd);
   ::close(impl_->wake_fd);
   impl_.reset();

@@ -1,11 +1,14 @@
 // The agent's HTTP server: binds the configured address and serves Handlers
 // on the agent's own threads (one listener, kServerThreads workers), each
 // marked with MarkCurrentThreadAsAgent() so that nothing it does is sampled.
+// Start() binds and starts the listener only; the workers and the HTTP
+// library (libpprof_agent_serve.so, see serve_api.h) come with the first
+// request.
 // The listener accepts connections and reads each request whole with poll()
 // (at most kMaxPendingRequests at once, each within kRequestDeadlineMs of
 // its accept); only then does a worker parse and serve it. So clients that
 // stall or trickle hold no worker, and the workers serve the others at once.
-// The HTTP library stays inside server.cc.
+// The HTTP library stays inside serve.cc.
 #ifndef PPROF_AGENT_HTTP_SERVER_H_
 #define PPROF_AGENT_HTTP_SERVER_H_
 

@@ -265,6 +265,9 @@ TEST(Server, KeepsTheHostsSigpipeDisposition) {
   {
     Server server;
     ASSERT_TRUE(server.Start(LocalConfig()).ok());
+    // The HTTP library is set up at the first request.
+    httplib::Client client("127.0.0.1", server.port());
+    ASSERT_TRUE(client.Get("/debug/pprof/"));
     struct sigaction now;
     ASSERT_EQ(sigaction(SIGPIPE, nullptr, &now), 0);
     EXPECT_EQ(now.sa_handler, SIG_DFL);
