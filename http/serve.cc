@@ -160,6 +160,9 @@ class HttpServer final : public httplib::Server {
 };
 
 // httplib::Server's constructor ignores SIGPIPE process-wide; undo that.
+// This runs in the listener thread at the first request, so a host thread
+// that changed SIGPIPE's disposition in the same microseconds would see its
+// change undone; httplib 0.11 offers no constructor without the signal().
 std::unique_ptr<HttpServer> NewHttpServer() {
   struct sigaction saved;
   const bool have_saved = sigaction(SIGPIPE, nullptr, &saved) == 0;
@@ -167,6 +170,7 @@ std::unique_ptr<HttpServer> NewHttpServer() {
   if (have_saved) sigaction(SIGPIPE, &saved, nullptr);
   return server;
 }
+
 HttpRequest ToHttpRequest(const httplib::Request& req) {
   HttpRequest request;
   request.method = req.method;
