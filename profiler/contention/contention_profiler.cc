@@ -181,10 +181,6 @@ int64_t RoundToInt(double v) {
 
 }  // namespace
 
-const char* ContentionKindName(ContentionKind kind) {
-  return kind == ContentionKind::kMutex ? "mutex" : "block";
-}
-
 void SetMutexRate(int64_t one_in_n) {
   g_mutex_rate.store(std::max<int64_t>(0, one_in_n), std::memory_order_relaxed);
 }

@@ -58,7 +58,6 @@ inline constexpr int64_t kDefaultBlockRate = 10000;  // ns
 inline constexpr int64_t kDefaultLockStacksPerSecond = 1000;
 
 enum class ContentionKind { kMutex, kBlock };
-const char* ContentionKindName(ContentionKind kind);  // "mutex", "block"
 
 // Rates; setters are cold, readers relaxed atomics. Negative values clamp
 // to 0 (off / unlimited).
