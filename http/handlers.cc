@@ -40,26 +40,6 @@ bool ConstantTimeEquals(std::string_view given, std::string_view secret) {
   return diff == 0;
 }
 
-HttpResponse TextResponse(std::string body) {
-  HttpResponse response;
-  response.content_type = kTextContentType;
-  response.body = std::move(body);
-  return response;
-}
-
-// debug=0: gzip-compressed protobuf, as a download named `filename`.
-HttpResponse ProfileResponse(std::string gzipped, const std::string& filename) {
-  if (gzipped.empty()) {
-    return ErrorResponse(500, "could not encode the profile");
-  }
-  HttpResponse response;
-  response.content_type = "application/octet-stream";
-  response.headers.emplace_back("Content-Disposition",
-                                "attachment; filename=\"" + filename + "\"");
-  response.body = std::move(gzipped);
-  return response;
-}
-
 bool ReadWholeFile(const char* path, std::string* out) {
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -115,6 +95,25 @@ HttpResponse ErrorResponse(int status, std::string message) {
   response.headers.emplace_back("X-Go-Pprof", "1");
   response.body = std::move(message);
   response.body.push_back('\n');
+  return response;
+}
+
+HttpResponse TextResponse(std::string body) {
+  HttpResponse response;
+  response.content_type = kTextContentType;
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse ProfileResponse(std::string gzipped, const std::string& filename) {
+  if (gzipped.empty()) {
+    return ErrorResponse(500, "could not encode the profile");
+  }
+  HttpResponse response;
+  response.content_type = "application/octet-stream";
+  response.headers.emplace_back("Content-Disposition",
+                                "attachment; filename=\"" + filename + "\"");
+  response.body = std::move(gzipped);
   return response;
 }
 
@@ -203,11 +202,7 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
   if (name == "delta_heap") return DeltaHeap(request);
   if (name == "lifetimes") {
     return ServeLifetimes(request, max_seconds_, [this](int64_t seconds, HttpResponse* refusal) {
-      if (!BeginWait(refusal)) return false;
-      const bool slept = Sleep(seconds);
-      EndWait();
-      if (!slept) *refusal = ErrorResponse(503, "profile canceled: the agent's server is stopping");
-      return slept;
+      return WaitWindow(seconds, refusal, [] {}, [] {});
     });
   }
   if (name == "profile") return CpuProfile(request);
@@ -342,18 +337,12 @@ HttpResponse Handlers::Heap(const std::string& name,
   const std::string default_type =
       name == "heap" ? "inuse_space" : "alloc_space";
   if (query.seconds > 0) {
+    HeapRaw p0, p1;
     HttpResponse refusal;
-    if (!BeginWait(&refusal)) return refusal;
-    struct EndWaitOnExit {
-      Handlers* self;
-      ~EndWaitOnExit() { self->EndWait(); }
-    } end_wait{this};
-    const HeapRaw p0 = CollectHeap();
-    if (!Sleep(query.seconds)) {
-      return ErrorResponse(503,
-                           "profile canceled: the agent's server is stopping");
+    if (!WaitWindow(query.seconds, &refusal, [&p0] { p0 = CollectHeap(); },
+                    [&p1] { p1 = CollectHeap(); })) {
+      return refusal;
     }
-    const HeapRaw p1 = CollectHeap();
     Snapshot snapshot = HeapProfile(p1, &p0, default_type);
     AddContainerLabels(&snapshot, Symbolizer::Global());
     return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()),
