@@ -52,18 +52,7 @@ HttpResponse Handlers::DeltaContention(const std::string& name,
                                        const HttpRequest& request) {
   // Pyroscope's godeltaprof: values since the previous request of the same
   // path; the first request returns absolute values. Protobuf only.
-  const std::string* seconds = FindParam(request.params, "seconds");
-  if (seconds != nullptr && !seconds->empty()) {
-    return ErrorResponse(
-        400, "\"seconds\" parameter is not supported for this profile type");
-  }
-  ProfileQuery query;
-  if (auto error = ParseProfileQuery(request.params, max_seconds_, &query)) {
-    return ErrorResponse(error->status, error->message);
-  }
-  if (query.debug != 0) {
-    return ErrorResponse(400, name + " supports only debug=0");
-  }
+  if (auto refusal = RefuseDeltaQuery(request, max_seconds_, name)) return *refusal;
   const ContentionKind kind = KindOf(name);
   Snapshot snapshot;
   {

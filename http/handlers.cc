@@ -117,6 +117,24 @@ HttpResponse ProfileResponse(std::string gzipped, const std::string& filename) {
   return response;
 }
 
+std::optional<HttpResponse> RefuseDeltaQuery(const HttpRequest& request,
+                                             int64_t max_seconds,
+                                             const std::string& name) {
+  const std::string* seconds = FindParam(request.params, "seconds");
+  if (seconds != nullptr && !seconds->empty()) {
+    return ErrorResponse(
+        400, "\"seconds\" parameter is not supported for this profile type");
+  }
+  ProfileQuery query;
+  if (auto error = ParseProfileQuery(request.params, max_seconds, &query)) {
+    return ErrorResponse(error->status, error->message);
+  }
+  if (query.debug != 0) {
+    return ErrorResponse(400, name + " supports only debug=0");
+  }
+  return std::nullopt;
+}
+
 void AddCommonHeaders(HttpResponse* response) {
   for (const auto& header : response->headers) {
     if (strcasecmp(header.first.c_str(), "X-Content-Type-Options") == 0) return;
@@ -362,17 +380,8 @@ HttpResponse Handlers::DeltaHeap(const HttpRequest& request) {
   // Pyroscope's godeltaprof semantics: alloc_* since the previous delta_heap
   // request, inuse_* as of now; the first request returns absolute values.
   // Protobuf only, no `seconds`: the scraper's interval is the window.
-  const std::string* seconds = FindParam(request.params, "seconds");
-  if (seconds != nullptr && !seconds->empty()) {
-    return ErrorResponse(
-        400, "\"seconds\" parameter is not supported for this profile type");
-  }
-  ProfileQuery query;
-  if (auto error = ParseProfileQuery(request.params, max_seconds_, &query)) {
-    return ErrorResponse(error->status, error->message);
-  }
-  if (query.debug != 0) {
-    return ErrorResponse(400, "delta_heap supports only debug=0");
+  if (auto refusal = RefuseDeltaQuery(request, max_seconds_, "delta_heap")) {
+    return *refusal;
   }
   Snapshot snapshot;
   {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +57,13 @@ HttpResponse TextResponse(std::string body);
 // debug=0: a gzip-compressed protobuf, as a download named `filename`; 500
 // when the profile could not be encoded (`gzipped` empty).
 HttpResponse ProfileResponse(std::string gzipped, const std::string& filename);
+
+// The query of a godeltaprof endpoint (`name`: delta_heap, delta_mutex,
+// delta_block): no `seconds`, debug=0 only. The 400 to send when it is
+// refused; nothing when it is fine.
+std::optional<HttpResponse> RefuseDeltaQuery(const HttpRequest& request,
+                                             int64_t max_seconds,
+                                             const std::string& name);
 
 // Adds what every response carries (X-Content-Type-Options: nosniff) unless
 // already present. Serve() applies it; server.cc applies it to the responses
