@@ -18,16 +18,6 @@ ContentionKind KindOf(const std::string& name) {
                                                   : ContentionKind::kBlock;
 }
 
-HttpResponse GzipResponse(std::string gzipped, const std::string& filename) {
-  if (gzipped.empty()) return ErrorResponse(500, "could not encode the profile");
-  HttpResponse response;
-  response.content_type = "application/octet-stream";
-  response.headers.emplace_back("Content-Disposition",
-                                "attachment; filename=\"" + filename + "\"");
-  response.body = std::move(gzipped);
-  return response;
-}
-
 }  // namespace
 
 HttpResponse Handlers::Contention(const std::string& name,
@@ -39,50 +29,30 @@ HttpResponse Handlers::Contention(const std::string& name,
   const ContentionKind kind = KindOf(name);
   if (query.seconds > 0) {
     // Go's delta: contentions and delay are cumulative, so p1 - p0.
+    ContentionRaw p0, p1;
     HttpResponse refusal;
-    if (!BeginWait(&refusal)) return refusal;
-    struct EndWaitOnExit {
-      Handlers* self;
-      ~EndWaitOnExit() { self->EndWait(); }
-    } end_wait{this};
-    const ContentionRaw p0 = CollectContention(kind);
-    if (!Sleep(query.seconds)) {
-      return ErrorResponse(503,
-                           "profile canceled: the agent's server is stopping");
+    if (!WaitWindow(query.seconds, &refusal, [&] { p0 = CollectContention(kind); },
+                    [&] { p1 = CollectContention(kind); })) {
+      return refusal;
     }
-    const ContentionRaw p1 = CollectContention(kind);
     const Snapshot snapshot = ContentionProfile(p1, &p0);
-    return GzipResponse(BuildProfileGzip(snapshot, Symbolizer::Global()),
+    return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()),
                         name + "-delta");
   }
   const ContentionRaw raw = CollectContention(kind);
   const Snapshot snapshot = ContentionProfile(raw, nullptr);
   if (query.debug != 0) {
-    HttpResponse response;
-    response.content_type = kTextContentType;
-    response.body =
-        LegacyContentionText(snapshot, name, raw.rate, Symbolizer::Global());
-    return response;
+    return TextResponse(
+        LegacyContentionText(snapshot, name, raw.rate, Symbolizer::Global()));
   }
-  return GzipResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), name);
+  return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), name);
 }
 
 HttpResponse Handlers::DeltaContention(const std::string& name,
                                        const HttpRequest& request) {
   // Pyroscope's godeltaprof: values since the previous request of the same
   // path; the first request returns absolute values. Protobuf only.
-  const std::string* seconds = FindParam(request.params, "seconds");
-  if (seconds != nullptr && !seconds->empty()) {
-    return ErrorResponse(
-        400, "\"seconds\" parameter is not supported for this profile type");
-  }
-  ProfileQuery query;
-  if (auto error = ParseProfileQuery(request.params, max_seconds_, &query)) {
-    return ErrorResponse(error->status, error->message);
-  }
-  if (query.debug != 0) {
-    return ErrorResponse(400, name + " supports only debug=0");
-  }
+  if (auto refusal = RefuseDeltaQuery(request, max_seconds_, name)) return *refusal;
   const ContentionKind kind = KindOf(name);
   Snapshot snapshot;
   {
@@ -95,7 +65,7 @@ HttpResponse Handlers::DeltaContention(const std::string& name,
     snapshot = ContentionProfile(*now, last.get());
     last = std::move(now);
   }
-  return GzipResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), name);
+  return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), name);
 }
 
 }  // namespace pprof_agent::internal

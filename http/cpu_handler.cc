@@ -116,15 +116,8 @@ HttpResponse Handlers::CpuProfile(const HttpRequest& request) {
     case End::kDuration:
       break;
   }
-  std::string gzipped =
-      BuildProfileGzip(CpuProfileSnapshot(raw), Symbolizer::Global());
-  if (gzipped.empty()) return ErrorResponse(500, "could not encode the profile");
-  HttpResponse response;
-  response.content_type = "application/octet-stream";
-  response.headers.emplace_back("Content-Disposition",
-                                "attachment; filename=\"profile\"");
-  response.body = std::move(gzipped);
-  return response;
+  return ProfileResponse(
+      BuildProfileGzip(CpuProfileSnapshot(raw), Symbolizer::Global()), "profile");
 }
 
 }  // namespace pprof_agent::internal

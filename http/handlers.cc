@@ -40,26 +40,6 @@ bool ConstantTimeEquals(std::string_view given, std::string_view secret) {
   return diff == 0;
 }
 
-HttpResponse TextResponse(std::string body) {
-  HttpResponse response;
-  response.content_type = kTextContentType;
-  response.body = std::move(body);
-  return response;
-}
-
-// debug=0: gzip-compressed protobuf, as a download named `filename`.
-HttpResponse ProfileResponse(std::string gzipped, const std::string& filename) {
-  if (gzipped.empty()) {
-    return ErrorResponse(500, "could not encode the profile");
-  }
-  HttpResponse response;
-  response.content_type = "application/octet-stream";
-  response.headers.emplace_back("Content-Disposition",
-                                "attachment; filename=\"" + filename + "\"");
-  response.body = std::move(gzipped);
-  return response;
-}
-
 bool ReadWholeFile(const char* path, std::string* out) {
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -116,6 +96,43 @@ HttpResponse ErrorResponse(int status, std::string message) {
   response.body = std::move(message);
   response.body.push_back('\n');
   return response;
+}
+
+HttpResponse TextResponse(std::string body) {
+  HttpResponse response;
+  response.content_type = kTextContentType;
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse ProfileResponse(std::string gzipped, const std::string& filename) {
+  if (gzipped.empty()) {
+    return ErrorResponse(500, "could not encode the profile");
+  }
+  HttpResponse response;
+  response.content_type = "application/octet-stream";
+  response.headers.emplace_back("Content-Disposition",
+                                "attachment; filename=\"" + filename + "\"");
+  response.body = std::move(gzipped);
+  return response;
+}
+
+std::optional<HttpResponse> RefuseDeltaQuery(const HttpRequest& request,
+                                             int64_t max_seconds,
+                                             const std::string& name) {
+  const std::string* seconds = FindParam(request.params, "seconds");
+  if (seconds != nullptr && !seconds->empty()) {
+    return ErrorResponse(
+        400, "\"seconds\" parameter is not supported for this profile type");
+  }
+  ProfileQuery query;
+  if (auto error = ParseProfileQuery(request.params, max_seconds, &query)) {
+    return ErrorResponse(error->status, error->message);
+  }
+  if (query.debug != 0) {
+    return ErrorResponse(400, name + " supports only debug=0");
+  }
+  return std::nullopt;
 }
 
 void AddCommonHeaders(HttpResponse* response) {
@@ -203,11 +220,7 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
   if (name == "delta_heap") return DeltaHeap(request);
   if (name == "lifetimes") {
     return ServeLifetimes(request, max_seconds_, [this](int64_t seconds, HttpResponse* refusal) {
-      if (!BeginWait(refusal)) return false;
-      const bool slept = Sleep(seconds);
-      EndWait();
-      if (!slept) *refusal = ErrorResponse(503, "profile canceled: the agent's server is stopping");
-      return slept;
+      return WaitWindow(seconds, refusal, [] {}, [] {});
     });
   }
   if (name == "profile") return CpuProfile(request);
@@ -342,18 +355,12 @@ HttpResponse Handlers::Heap(const std::string& name,
   const std::string default_type =
       name == "heap" ? "inuse_space" : "alloc_space";
   if (query.seconds > 0) {
+    HeapRaw p0, p1;
     HttpResponse refusal;
-    if (!BeginWait(&refusal)) return refusal;
-    struct EndWaitOnExit {
-      Handlers* self;
-      ~EndWaitOnExit() { self->EndWait(); }
-    } end_wait{this};
-    const HeapRaw p0 = CollectHeap();
-    if (!Sleep(query.seconds)) {
-      return ErrorResponse(503,
-                           "profile canceled: the agent's server is stopping");
+    if (!WaitWindow(query.seconds, &refusal, [&p0] { p0 = CollectHeap(); },
+                    [&p1] { p1 = CollectHeap(); })) {
+      return refusal;
     }
-    const HeapRaw p1 = CollectHeap();
     Snapshot snapshot = HeapProfile(p1, &p0, default_type);
     AddContainerLabels(&snapshot, Symbolizer::Global());
     return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()),
@@ -373,17 +380,8 @@ HttpResponse Handlers::DeltaHeap(const HttpRequest& request) {
   // Pyroscope's godeltaprof semantics: alloc_* since the previous delta_heap
   // request, inuse_* as of now; the first request returns absolute values.
   // Protobuf only, no `seconds`: the scraper's interval is the window.
-  const std::string* seconds = FindParam(request.params, "seconds");
-  if (seconds != nullptr && !seconds->empty()) {
-    return ErrorResponse(
-        400, "\"seconds\" parameter is not supported for this profile type");
-  }
-  ProfileQuery query;
-  if (auto error = ParseProfileQuery(request.params, max_seconds_, &query)) {
-    return ErrorResponse(error->status, error->message);
-  }
-  if (query.debug != 0) {
-    return ErrorResponse(400, "delta_heap supports only debug=0");
+  if (auto refusal = RefuseDeltaQuery(request, max_seconds_, "delta_heap")) {
+    return *refusal;
   }
   Snapshot snapshot;
   {

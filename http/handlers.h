@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,20 @@ inline constexpr char kTextContentType[] = "text/plain; charset=utf-8";
 // An error response as Go's serveError writes it: text/plain, X-Go-Pprof: 1
 // (pprof shows the body to its user only when both are present), one line.
 HttpResponse ErrorResponse(int status, std::string message);
+
+// 200, text/plain (debug=1 and debug=2 answers).
+HttpResponse TextResponse(std::string body);
+
+// debug=0: a gzip-compressed protobuf, as a download named `filename`; 500
+// when the profile could not be encoded (`gzipped` empty).
+HttpResponse ProfileResponse(std::string gzipped, const std::string& filename);
+
+// The query of a godeltaprof endpoint (`name`: delta_heap, delta_mutex,
+// delta_block): no `seconds`, debug=0 only. The 400 to send when it is
+// refused; nothing when it is fine.
+std::optional<HttpResponse> RefuseDeltaQuery(const HttpRequest& request,
+                                             int64_t max_seconds,
+                                             const std::string& name);
 
 // Adds what every response carries (X-Content-Type-Options: nosniff) unless
 // already present. Serve() applies it; server.cc applies it to the responses
@@ -91,6 +106,24 @@ class Handlers {
   // goroutine and threadcreate (thread_handlers.cc).
   HttpResponse Goroutine(const HttpRequest& request);
   HttpResponse ThreadCreate(const HttpRequest& request);
+
+  // The one wait of the `seconds=N` deltas: takes a wait slot, runs
+  // `begin` (collect p0), sleeps N seconds, runs `end` (collect p1), gives
+  // the slot back. False, with the response to send, when no slot is free
+  // (429), the server is stopping (503) or Shutdown() ends the sleep (503,
+  // `end` not run).
+  template <typename Begin, typename End>
+  bool WaitWindow(int64_t seconds, HttpResponse* refusal, Begin begin, End end) {
+    if (!BeginWait(refusal)) return false;
+    begin();
+    const bool slept = Sleep(seconds);
+    if (slept) end();
+    EndWait();
+    if (!slept) {
+      *refusal = ErrorResponse(503, "profile canceled: the agent's server is stopping");
+    }
+    return slept;
+  }
 
   // Delta waits: Begin fails (with the response to send) when too many wait
   // or the server is stopping; Sleep returns false when woken by Shutdown().

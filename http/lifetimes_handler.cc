@@ -30,18 +30,8 @@ HttpResponse ServeLifetimes(const HttpRequest& request, int64_t max_seconds,
   }
   Symbolizer& symbolizer = Symbolizer::Global();
   AddContainerLabels(&snapshot, symbolizer);
-  HttpResponse response;
-  if (query.debug != 0) {
-    response.content_type = kTextContentType;
-    response.body = LegacyHeapText(snapshot, symbolizer);
-    return response;
-  }
-  response.body = BuildProfileGzip(snapshot, symbolizer);
-  if (response.body.empty()) return ErrorResponse(500, "could not encode the profile");
-  response.content_type = "application/octet-stream";
-  response.headers.emplace_back("Content-Disposition",
-                                "attachment; filename=\"" + filename + "\"");
-  return response;
+  if (query.debug != 0) return TextResponse(LegacyHeapText(snapshot, symbolizer));
+  return ProfileResponse(BuildProfileGzip(snapshot, symbolizer), filename);
 }
 
 }  // namespace pprof_agent::internal

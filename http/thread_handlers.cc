@@ -26,26 +26,6 @@
 #include "proto/thread_dump_text.h"
 
 namespace pprof_agent::internal {
-namespace {
-
-HttpResponse Gzipped(std::string gzipped, const std::string& filename) {
-  if (gzipped.empty()) return ErrorResponse(500, "could not encode the profile");
-  HttpResponse response;
-  response.content_type = "application/octet-stream";
-  response.headers.emplace_back("Content-Disposition",
-                                "attachment; filename=\"" + filename + "\"");
-  response.body = std::move(gzipped);
-  return response;
-}
-
-HttpResponse Text(std::string body) {
-  HttpResponse response;
-  response.content_type = kTextContentType;
-  response.body = std::move(body);
-  return response;
-}
-
-}  // namespace
 
 HttpResponse Handlers::Goroutine(const HttpRequest& request) {
   ProfileQuery query;
@@ -63,16 +43,16 @@ HttpResponse Handlers::Goroutine(const HttpRequest& request) {
   if (!CollectThreadDump(options, &dump, &message)) {
     return ErrorResponse(409, "Could not take a thread dump: " + message);
   }
-  if (query.debug >= 2) return Text(ThreadDumpText(dump, Symbolizer::Global()));
+  if (query.debug >= 2) return TextResponse(ThreadDumpText(dump, Symbolizer::Global()));
   if (!dump.stack_error.empty()) {
     return ErrorResponse(500, "Could not take thread stacks: " + dump.stack_error +
                                   " (goroutine?debug=2 still lists the threads)");
   }
   const Snapshot snapshot = GoroutineProfile(dump);
   if (query.debug == 1) {
-    return Text(LegacyCountProfileText(snapshot, "goroutine", Symbolizer::Global()));
+    return TextResponse(LegacyCountProfileText(snapshot, "goroutine", Symbolizer::Global()));
   }
-  return Gzipped(BuildProfileGzip(snapshot, Symbolizer::Global()), "goroutine");
+  return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), "goroutine");
 }
 
 HttpResponse Handlers::ThreadCreate(const HttpRequest& request) {
@@ -81,25 +61,20 @@ HttpResponse Handlers::ThreadCreate(const HttpRequest& request) {
     return ErrorResponse(error->status, error->message);
   }
   if (query.seconds > 0) {
+    ThreadCreateRaw p0, p1;
     HttpResponse refusal;
-    if (!BeginWait(&refusal)) return refusal;
-    struct EndWaitOnExit {
-      Handlers* self;
-      ~EndWaitOnExit() { self->EndWait(); }
-    } end_wait{this};
-    const ThreadCreateRaw p0 = CollectThreadCreate();
-    if (!Sleep(query.seconds)) {
-      return ErrorResponse(503, "profile canceled: the agent's server is stopping");
+    if (!WaitWindow(query.seconds, &refusal, [&p0] { p0 = CollectThreadCreate(); },
+                    [&p1] { p1 = CollectThreadCreate(); })) {
+      return refusal;
     }
-    const ThreadCreateRaw p1 = CollectThreadCreate();
-    return Gzipped(BuildProfileGzip(ThreadCreateProfile(p1, &p0), Symbolizer::Global()),
+    return ProfileResponse(BuildProfileGzip(ThreadCreateProfile(p1, &p0), Symbolizer::Global()),
                    "threadcreate-delta");
   }
   const Snapshot snapshot = ThreadCreateProfile(CollectThreadCreate());
   if (query.debug != 0) {
-    return Text(LegacyCountProfileText(snapshot, "threadcreate", Symbolizer::Global()));
+    return TextResponse(LegacyCountProfileText(snapshot, "threadcreate", Symbolizer::Global()));
   }
-  return Gzipped(BuildProfileGzip(snapshot, Symbolizer::Global()), "threadcreate");
+  return ProfileResponse(BuildProfileGzip(snapshot, Symbolizer::Global()), "threadcreate");
 }
 
 }  // namespace pprof_agent::internal

@@ -54,17 +54,6 @@ class SpinLock {
   std::atomic<bool> locked_{false};
 };
 
-class SpinLockHolder {
- public:
-  explicit SpinLockHolder(SpinLock* lock) : lock_(lock) { lock_->Lock(); }
-  ~SpinLockHolder() { lock_->Unlock(); }
-  SpinLockHolder(const SpinLockHolder&) = delete;
-  SpinLockHolder& operator=(const SpinLockHolder&) = delete;
-
- private:
-  SpinLock* lock_;
-};
-
 }  // namespace pprof_agent::internal
 
 #endif  // PPROF_AGENT_PROFILER_BASE_SPINLOCK_H_

@@ -33,11 +33,6 @@ StackTable::~StackTable() {
   if (id_to_slot_) munmap(id_to_slot_, sizeof(uint32_t) * (max_stacks_ + 1));
 }
 
-size_t StackTable::reserved_bytes() const {
-  return sizeof(Slot) * (slot_mask_ + 1) + sizeof(uint64_t) * max_frames_ +
-         sizeof(uint32_t) * (max_stacks_ + 1);
-}
-
 bool StackTable::EnsureMapped() {
   if (slots_ != nullptr) return true;
   // mmap is async-signal-safe; pages are touched (and so paid for) lazily.

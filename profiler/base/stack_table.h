@@ -36,8 +36,6 @@ class StackTable {
 
   uint32_t size() const { return count_; }
   uint32_t capacity() const { return max_stacks_; }
-  // Bytes of address space reserved (the documented memory cap counts these).
-  size_t reserved_bytes() const;
 
   static uint64_t Hash(const uint64_t* pcs, int depth);
 

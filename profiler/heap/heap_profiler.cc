@@ -7,7 +7,7 @@
 //   live    kMaxLive slots of LiveSlot                  (one per live sample)
 //   buckets kBucketSlots of Bucket, keyed (stack, size) (cumulative counts)
 //   lifetimes kBucketSlots of LifetimeCounts, beside the buckets
-// HeapReservedBytes() reports the sum; README documents it as the cap.
+// README documents the sum as the cap.
 //
 // Lifetimes: a sampled allocation stores its monotonic time and its bucket's
 // index in its LiveSlot; its free (lock-free, as before) adds the sample's
@@ -333,8 +333,6 @@ size_t HeapSampledUsableSize(void* p, size_t (*real_usable)(void*)) {
   return real_usable(base) - static_cast<size_t>(static_cast<unsigned char*>(p) - base);
 }
 
-double HeapSampleWeight(uint64_t size, int64_t rate) { return SampleWeight(size, rate); }
-
 HeapRaw CollectHeap() {
   HeapRaw raw;
   raw.time_nanos = WallNanos();
@@ -458,11 +456,6 @@ HeapCounts HeapCountsNow() {
   c.stacks = store.stacks.size();
   store.lock.Unlock();
   return c;
-}
-
-size_t HeapReservedBytes() {
-  return Store().stacks.reserved_bytes() + sizeof(LiveSlot) * kMaxLive +
-         sizeof(Bucket) * kBucketSlots + sizeof(LifetimeCounts) * kBucketSlots;
 }
 
 Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,

@@ -1,6 +1,6 @@
 // Heap recorder, cold side: collecting what the malloc hooks recorded into
 // plain data, and turning that into Go's heap/allocs profiles. The hot side
-// (sampling decision, recording) is in malloc_hooks.cc and heap_sampler.h.
+// (sampling decision, recording) is in hooks/malloc_hooks.cc and heap/sampler.h.
 #ifndef PPROF_AGENT_PROFILER_HEAP_HEAP_PROFILER_H_
 #define PPROF_AGENT_PROFILER_HEAP_HEAP_PROFILER_H_
 
@@ -92,9 +92,6 @@ Snapshot HeapProfile(const HeapRaw& p1, const HeapRaw* base,
 // `base`, freed classes are p1-p0 and `live` is p1's own.
 Snapshot LifetimesProfile(const HeapRaw& p1, const HeapRaw* base);
 
-// The unbiased weight of one sample: 1/(1-exp(-size/rate)); 1 when rate <= 1.
-double HeapSampleWeight(uint64_t size, int64_t rate);
-
 // Number of live sampled blocks and of interned stacks, for the index page.
 struct HeapCounts {
   uint64_t live_samples = 0;
@@ -102,10 +99,6 @@ struct HeapCounts {
   uint64_t dropped = 0;  // samples dropped since start (all reasons)
 };
 HeapCounts HeapCountsNow();
-
-// Address space the heap recorder reserves once it takes its first sample
-// (its memory cap: only touched pages become resident).
-size_t HeapReservedBytes();
 
 }  // namespace pprof_agent::internal
 

@@ -11,8 +11,8 @@
 // the first registration of each thread installs (pthread_key_create once,
 // pthread_setspecific per thread: neither allocates for one of the first 32
 // keys, and a nested allocation would pass through the reentrancy guard
-// anyway). A pthread_create wrapper (profiler/hooks/thread_hooks.cc, when it
-// lands) may call ThreadRegistryOnExit() too; the call is idempotent. The
+// anyway). The pthread_create wrapper (profiler/hooks/thread_hooks.cc) calls
+// ThreadRegistryOnExit() too; the call is idempotent. The
 // name of an exiting thread is read with prctl(PR_GET_NAME) in the thread
 // itself, before it is gone. Threads that never reach the destructor (the
 // process forked, exec'd, or killed them) are found gone when /proc/self/task

@@ -49,8 +49,6 @@
 
 #if defined(__x86_64__)
 #define PA_GLIBC_BASE "GLIBC_2.2.5"
-#elif defined(__aarch64__)
-#define PA_GLIBC_BASE "GLIBC_2.17"
 #else
 #error "lock_hooks.cc: add the base glibc symbol version of this architecture"
 #endif

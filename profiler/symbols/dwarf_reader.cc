@@ -373,15 +373,6 @@ bool IsContainerScope(int tag) {
 
 }  // namespace
 
-const char* DebugInfoSourceName(DebugInfoSource source) {
-  switch (source) {
-    case DebugInfoSource::kObject: return "object";
-    case DebugInfoSource::kBuildIdDir: return "build-id";
-    case DebugInfoSource::kDebugLink: return "debuglink";
-  }
-  return "?";
-}
-
 std::string BuildIdDebugPath(std::string_view root, std::string_view build_id) {
   if (build_id.size() < 4 || root.empty()) return "";
   for (char c : build_id) {

@@ -23,7 +23,6 @@ enum class DebugInfoSource {
   kBuildIdDir,  // <root>/.build-id/xx/yyyy.debug (Debian's *-dbg packages)
   kDebugLink,   // the file named by the object's .gnu_debuglink section
 };
-const char* DebugInfoSourceName(DebugInfoSource source);
 
 inline constexpr char kDefaultDebugRoot[] = "/usr/lib/debug";
 
