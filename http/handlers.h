@@ -91,6 +91,8 @@ class Handlers {
   // goroutine and threadcreate (thread_handlers.cc).
   HttpResponse Goroutine(const HttpRequest& request);
   HttpResponse ThreadCreate(const HttpRequest& request);
+  // races (race_handler.cc).
+  HttpResponse Races(const HttpRequest& request);
 
   // Delta waits: Begin fails (with the response to send) when too many wait
   // or the server is stopping; Sleep returns false when woken by Shutdown().
