@@ -172,9 +172,10 @@ constexpr EnvVar kEnvVars[] = {
 };
 
 // Names a newer agent reads: accepted without a warning, so that one
-// environment can serve several agent versions. None at the moment: every
-// name reserved so far (CPU_HZ, MUTEX_RATE, BLOCK_RATE) is read now.
-constexpr std::array<std::string_view, 0> kReservedVars{};
+// environment can serve several agent versions, and names read where they
+// are used rather than here: RACES by profiler/races/race_store.cc
+// (report | abort | off).
+constexpr std::array<std::string_view, 1> kReservedVars{"RACES"};
 
 std::string DefaultText(std::string_view name, const Config& defaults) {
   if (name == "ADDR") return defaults.address;

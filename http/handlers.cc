@@ -2,6 +2,7 @@
 // net/http/pprof: /debug/pprof/<name> looks up a profile by name, with
 // cmdline and symbol as fixed endpoints beside the profiles.
 #include "http/handlers.h"
+#include "profiler/races/race_store.h"
 
 #include <fcntl.h>
 #include <strings.h>
@@ -230,6 +231,7 @@ HttpResponse Handlers::Route(const HttpRequest& request) {
   }
   if (name == "goroutine") return Goroutine(request);
   if (name == "threadcreate") return ThreadCreate(request);
+  if (name == "races") return Races(request);
   return ErrorResponse(404, "Unknown profile");
 }
 
@@ -265,6 +267,10 @@ HttpResponse Handlers::Index() {
        "CPU profile. You can specify the duration in the seconds GET "
        "parameter (and the rate in hz). After you get the profile file, "
        "use the go tool pprof command to investigate the profile."},
+      {"races", std::to_string(SnapshotRaces().reports.size()),
+       "Concurrent container access caught by the checked containers "
+       "(pprof_agent/checked.h), both sides of each (count: reports). Add "
+       "?seconds=N for a delta."},
       {"symbol", "", "Maps given program counters to function names"},
       {"threadcreate", std::to_string(ThreadCreateTotal()),
        "Stack traces that led to the creation of new threads"},

@@ -106,6 +106,8 @@ class Handlers {
   // goroutine and threadcreate (thread_handlers.cc).
   HttpResponse Goroutine(const HttpRequest& request);
   HttpResponse ThreadCreate(const HttpRequest& request);
+  // races (race_handler.cc).
+  HttpResponse Races(const HttpRequest& request);
 
   // The one wait of the `seconds=N` deltas: takes a wait slot, runs
   // `begin` (collect p0), sleeps N seconds, runs `end` (collect p1), gives
