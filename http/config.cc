@@ -11,7 +11,6 @@
 #include <utility>
 
 #include "http/log.h"
-#include "profiler/base/signal_install.h"
 #include "profiler/threads/thread_dump.h"
 
 extern char** environ;
@@ -136,7 +135,7 @@ std::string ParseCpuHzVar(std::string_view value, Config* config) {
 
 std::string ParseCpuSignalVar(std::string_view value, Config* config) {
   int signo = 0;
-  if (!ParseSignal(value, &signo)) {
+  if (!ParseCpuSignal(value, &signo)) {
     return "must be SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1, SIGUSR2 or a "
            "real-time signal (SIGRTMIN+n, SIGRTMAX-n), by name or number";
   }
@@ -146,7 +145,7 @@ std::string ParseCpuSignalVar(std::string_view value, Config* config) {
 
 std::string ParseDumpSignalVar(std::string_view value, Config* config) {
   int signo = 0;
-  if (!ParseSignal(value, &signo)) {
+  if (!ParseCpuSignal(value, &signo)) {
     return "must be SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1, SIGUSR2 or a "
            "real-time signal (SIGRTMIN+n, SIGRTMAX-n), by name or number";
   }
@@ -180,9 +179,9 @@ constexpr std::array<std::string_view, 1> kReservedVars{"RACES"};
 std::string DefaultText(std::string_view name, const Config& defaults) {
   if (name == "ADDR") return defaults.address;
   if (name == "CPU_HZ") return std::to_string(defaults.cpu_hz);
-  if (name == "CPU_SIGNAL") return SignalName(defaults.cpu_signal);
+  if (name == "CPU_SIGNAL") return CpuSignalName(defaults.cpu_signal);
   if (name == "DUMP_SIGNAL") {
-    return SignalName(defaults.dump_signal != 0 ? defaults.dump_signal
+    return CpuSignalName(defaults.dump_signal != 0 ? defaults.dump_signal
                                                    : DefaultThreadDumpSignal());
   }
   if (name == "HEAP_RATE") return std::to_string(defaults.heap_rate);
@@ -301,12 +300,12 @@ Status Validate(const Config& config) {
     return Status("invalid CPU profile rate " + std::to_string(config.cpu_hz) +
                   " Hz: must be 1 to " + std::to_string(kMaxCpuHz));
   }
-  if (int signo; !ParseSignal(std::to_string(config.cpu_signal), &signo)) {
+  if (int signo; !ParseCpuSignal(std::to_string(config.cpu_signal), &signo)) {
     return Status("invalid CPU profile signal " +
                   std::to_string(config.cpu_signal));
   }
   if (int signo; config.dump_signal != 0 &&
-                 !ParseSignal(std::to_string(config.dump_signal), &signo)) {
+                 !ParseCpuSignal(std::to_string(config.dump_signal), &signo)) {
     return Status("invalid thread dump signal " +
                   std::to_string(config.dump_signal));
   }
@@ -315,7 +314,7 @@ Status Validate(const Config& config) {
       dump == config.cpu_signal) {
     return Status("the thread dump signal (PPROF_AGENT_DUMP_SIGNAL) and the CPU "
                   "profile signal (PPROF_AGENT_CPU_SIGNAL) must differ; both are " +
-                  SignalName(dump));
+                  CpuSignalName(dump));
   }
   if (!config.token.empty() && !IsValidToken(config.token)) {
     return Status("invalid token: must be 1-1024 visible ASCII characters");

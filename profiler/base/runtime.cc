@@ -17,15 +17,6 @@ namespace pprof_agent::internal {
 __thread ThreadState tls_state PA_TLS = {};
 
 namespace {
-__thread int32_t tls_tid PA_TLS = 0;  // 0 = not yet known
-
-// The child of a fork runs the forking thread under a new tid.
-void ForgetTidInChild() { tls_tid = 0; }
-[[maybe_unused]] const bool g_tid_atfork_registered = [] {
-  pthread_atfork(nullptr, nullptr, ForgetTidInChild);
-  return true;
-}();
-
 std::atomic<int64_t> g_heap_rate{kDefaultHeapRate};
 std::atomic<bool> g_sampling_enabled{false};
 
@@ -56,7 +47,7 @@ void InitAgentTidKey() {
 }
 
 void RememberAgentTid() {
-  const int32_t tid = CurrentTid();
+  const auto tid = static_cast<int32_t>(syscall(SYS_gettid));
   pthread_once(&g_agent_tid_once, InitAgentTidKey);
   for (auto& entry : g_agent_tids) {
     int32_t expected = 0;
@@ -105,15 +96,6 @@ void EnableSampling() {
 
 bool SamplingEnabled() {
   return g_sampling_enabled.load(std::memory_order_acquire);
-}
-
-int32_t CurrentTid() {
-  int32_t tid = tls_tid;
-  if (PA_UNLIKELY(tid == 0)) {
-    tid = static_cast<int32_t>(syscall(SYS_gettid));
-    tls_tid = tid;
-  }
-  return tid;
 }
 
 int64_t MonotonicNanos() {

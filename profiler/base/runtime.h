@@ -33,11 +33,6 @@ int64_t HeapRate();
 void EnableSampling();
 bool SamplingEnabled();
 
-// The calling thread's kernel id (gettid()), cached in initial-exec TLS: one
-// syscall per thread. The forking thread of a fork()ed child forgets its
-// parent's. Async-signal-safe.
-int32_t CurrentTid();
-
 // Monotonic clock in nanoseconds (CLOCK_MONOTONIC) and wall clock
 // (CLOCK_REALTIME); async-signal-safe.
 int64_t MonotonicNanos();

@@ -5,9 +5,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include <string>
-#include <string_view>
-
 namespace pprof_agent::internal {
 namespace {
 
@@ -64,105 +61,6 @@ bool InstallHandlerIfFree(int signo, SignalAction handler,
     return false;
   }
   return true;
-}
-
-// --- signal names ---------------------------------------------------------------
-
-namespace {
-
-struct NamedSignal {
-  const char* name;
-  int signo;
-};
-
-constexpr NamedSignal kNamedSignals[] = {
-    {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}, {"ALRM", SIGALRM},
-    {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
-};
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  }
-  return true;
-}
-
-bool ParseSmallInt(std::string_view text, int* out) {
-  if (text.empty() || text.size() > 3) return false;
-  int value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + (c - '0');
-  }
-  *out = value;
-  return true;
-}
-
-bool UsableSignal(int signo) {
-  for (const NamedSignal& s : kNamedSignals) {
-    if (s.signo == signo) return true;
-  }
-  // SIGRTMIN and SIGRTMAX are glibc's run-time values: the two or three
-  // lowest real-time signals belong to glibc itself.
-  return signo >= SIGRTMIN && signo <= SIGRTMAX;
-}
-
-}  // namespace
-
-bool ParseSignal(std::string_view text, int* signo) {
-  if (text.size() > 3 && EqualsIgnoreCase(text.substr(0, 3), "SIG")) {
-    text.remove_prefix(3);
-  }
-  int value = 0;
-  if (ParseSmallInt(text, &value)) {
-    if (!UsableSignal(value)) return false;
-    *signo = value;
-    return true;
-  }
-  for (const NamedSignal& s : kNamedSignals) {
-    if (EqualsIgnoreCase(text, s.name)) {
-      *signo = s.signo;
-      return true;
-    }
-  }
-  if (text.size() >= 5) {
-    const std::string_view base = text.substr(0, 5);
-    int offset = 0;
-    std::string_view rest = text.substr(5);
-    int sign = 0;
-    if (!rest.empty() && (rest.front() == '+' || rest.front() == '-')) {
-      sign = rest.front() == '+' ? 1 : -1;
-      rest.remove_prefix(1);
-      if (!ParseSmallInt(rest, &offset)) return false;
-    } else if (!rest.empty()) {
-      return false;
-    }
-    if (EqualsIgnoreCase(base, "RTMIN") && sign >= 0) {
-      value = SIGRTMIN + offset;
-    } else if (EqualsIgnoreCase(base, "RTMAX") && sign <= 0) {
-      value = SIGRTMAX - offset;
-    } else {
-      return false;
-    }
-    if (!UsableSignal(value)) return false;
-    *signo = value;
-    return true;
-  }
-  return false;
-}
-
-std::string SignalName(int signo) {
-  for (const NamedSignal& s : kNamedSignals) {
-    if (s.signo == signo) return std::string("SIG") + s.name;
-  }
-  if (signo >= SIGRTMIN && signo <= SIGRTMAX) {
-    return signo == SIGRTMIN ? "SIGRTMIN"
-                             : "SIGRTMIN+" + std::to_string(signo - SIGRTMIN);
-  }
-  const char* abbrev = sigabbrev_np(signo);
-  return abbrev != nullptr ? std::string("SIG") + abbrev
-                           : "signal " + std::to_string(signo);
 }
 
 }  // namespace pprof_agent::internal

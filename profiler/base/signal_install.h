@@ -34,7 +34,6 @@
 #include <signal.h>
 
 #include <string>
-#include <string_view>
 
 namespace pprof_agent::internal {
 
@@ -54,16 +53,6 @@ bool IsFreeDisposition(const struct sigaction& sa);
 bool InstallHandlerIfFree(int signo, SignalAction handler,
                           const std::string& signal_name,
                           const char* setting_hint, std::string* message);
-
-// The signal settings (PPROF_AGENT_CPU_SIGNAL, PPROF_AGENT_DUMP_SIGNAL):
-// "SIGPROF", "PROF", "27", "SIGRTMIN+3", "SIGRTMAX-1" (case-insensitive).
-// Accepted: SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1, SIGUSR2 and the real-time
-// signals glibc leaves to applications. Pure.
-bool ParseSignal(std::string_view text, int* signo);
-// "SIGPROF", "SIGRTMIN+3"; any other signal by its abbreviation ("SIGSEGV"),
-// else "signal <n>". ParseSignal() reads back every name of a signal it
-// accepts.
-std::string SignalName(int signo);
 
 }  // namespace pprof_agent::internal
 

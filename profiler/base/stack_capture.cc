@@ -2,7 +2,6 @@
 #include "profiler/base/stack_capture.h"
 
 #include <link.h>
-#include <ucontext.h>
 
 #include <algorithm>
 
@@ -60,27 +59,6 @@ int CaptureStack(uint64_t* out, int max_depth) {
   }
   const int depth = std::min(n - skip, max_depth);
   for (int i = 0; i < depth; ++i) out[i] = reinterpret_cast<uint64_t>(raw[skip + i]);
-  return depth;
-}
-
-uint64_t InterruptedPc(const void* ucontext) {
-  const auto* uc = static_cast<const ucontext_t*>(ucontext);
-  return static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
-}
-
-int UnwindSignalContext(void* ucontext, uint64_t* out, int max_depth) {
-  out[0] = InterruptedPc(ucontext);
-  int depth = 1;
-  unw_cursor_t cursor;
-  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext),
-                      UNW_INIT_SIGNAL_FRAME) < 0) {
-    return depth;
-  }
-  while (depth < max_depth && unw_step(&cursor) > 0) {
-    unw_word_t ip = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
-    out[depth++] = ip;
-  }
   return depth;
 }
 

@@ -22,17 +22,6 @@ int CaptureStack(uint64_t* out, int max_depth);
 // True if `pc` lies in the agent's own text.
 bool IsAgentPc(uint64_t pc);
 
-// For signal handlers that unwind the thread they interrupted (CPU profile,
-// thread dump); async-signal-safe, no allocation. `ucontext` is the third
-// argument of an SA_SIGINFO handler.
-// The interrupted pc.
-uint64_t InterruptedPc(const void* ucontext);
-// The interrupted stack, leaf (its exact pc) first, walked by libunwind from
-// the signal frame: at most `max_depth` (>= 1) pcs, at least the leaf.
-// Callers check LoaderLockBusy() (base/loader_lock.h) first: the walk may
-// take the loader's lock.
-int UnwindSignalContext(void* ucontext, uint64_t* out, int max_depth);
-
 }  // namespace pprof_agent::internal
 
 #endif  // PPROF_AGENT_PROFILER_BASE_STACK_CAPTURE_H_

@@ -104,13 +104,14 @@ void AtForkParent() {
   Store(ContentionKind::kBlock).lock.Unlock();
   Store(ContentionKind::kMutex).lock.Unlock();
 }
-// The child has one thread: nobody waits on anything, and it holds no read
-// lock (its cached tid is base/runtime.cc's to forget).
+// The child has one thread: nobody waits on anything, and the forking
+// thread's cached tid is its parent's.
 void AtForkChild() {
   Store(ContentionKind::kMutex).lock.ResetAfterFork();
   Store(ContentionKind::kBlock).lock.ResetAfterFork();
   g_waiter_table.Reset();
   g_wait_registry.Reset();
+  tls_lock_state.tid = 0;
   tls_lock_state.held_count = 0;
   tls_lock_state.held_overflow = 0;
 }
@@ -197,6 +198,15 @@ void SetLockStacksPerSecond(int64_t per_second) {
 }
 int64_t LockStacksPerSecond() {
   return g_stacks_per_second.load(std::memory_order_relaxed);
+}
+
+int32_t CurrentTid() {
+  int32_t tid = tls_lock_state.tid;
+  if (PA_UNLIKELY(tid == 0)) {
+    tid = static_cast<int32_t>(syscall(SYS_gettid));
+    tls_lock_state.tid = tid;
+  }
+  return tid;
 }
 
 WaiterTable& GlobalWaiterTable() { return g_waiter_table; }

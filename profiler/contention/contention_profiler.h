@@ -76,12 +76,18 @@ int64_t LockStacksPerSecond();
 // records write owners (__cur_writer) but not readers.
 inline constexpr int kMaxHeldReads = 8;
 struct LockThreadState {
+  int32_t tid;            // gettid(), cached; 0 = not yet known
   uint32_t held_count;    // entries used in held_reads
   uint32_t held_overflow; // read locks held beyond kMaxHeldReads
+  uint32_t pad;
   uint64_t rng;           // xorshift state; 0 = not seeded
   uintptr_t held_reads[kMaxHeldReads];
 };
 extern __thread LockThreadState tls_lock_state PA_TLS;
+
+// The calling thread's kernel id, cached (one syscall per thread). Fork
+// resets the cache of the forking thread.
+int32_t CurrentTid();
 
 // The side tables (lock_table.h). Constant-initialised: usable from the
 // first hook call, before any constructor.

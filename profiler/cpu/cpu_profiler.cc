@@ -42,10 +42,8 @@
 //  - Time a thread spends blocked is not CPU time: no signal interrupts it.
 #include "profiler/cpu/cpu_profiler.h"
 
-#include "profiler/base/loader_lock.h"
 #include "profiler/base/proc_tasks.h"
 #include "profiler/base/signal_install.h"
-#include "profiler/base/stack_capture.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -166,6 +164,8 @@ struct CpuState {
 
 constinit CpuState g_cpu;
 
+pid_t GetTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
 uint32_t SlotHash(int32_t tid) {
   return (static_cast<uint32_t>(tid) * 2654435761u) & (kMaxTimerSlots - 1);
 }
@@ -175,9 +175,10 @@ uint32_t SlotHash(int32_t tid) {
 // The stack of the interrupted code, leaf (its exact pc) first. See the file
 // comment for why two unwinders.
 PA_ALWAYS_INLINE int UnwindInterrupted(void* ucontext, uint64_t* out) {
-  const uint64_t pc = InterruptedPc(ucontext);
+  auto* uc = static_cast<ucontext_t*>(ucontext);
+  const auto pc = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
   if (LoaderLockBusy()) {
-    // See base/loader_lock.h: unwinding could deadlock.
+    // See LoaderLockBusy() in cpu_profiler.h: unwinding could deadlock.
     g_cpu.profile.loader_busy.fetch_add(1, std::memory_order_relaxed);
     out[0] = pc;
     return 1;
@@ -191,7 +192,19 @@ PA_ALWAYS_INLINE int UnwindInterrupted(void* ucontext, uint64_t* out) {
     return depth;
   }
   g_cpu.profile.slow_unwinds.fetch_add(1, std::memory_order_relaxed);
-  return UnwindSignalContext(ucontext, out, kCpuMaxFrames);
+  out[0] = pc;
+  int depth = 1;
+  unw_cursor_t cursor;
+  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext),
+                      UNW_INIT_SIGNAL_FRAME) < 0) {
+    return depth;
+  }
+  while (depth < kCpuMaxFrames && unw_step(&cursor) > 0) {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
+    out[depth++] = ip;
+  }
+  return depth;
 }
 
 PA_NOINLINE void RecordSample(uint32_t generation, uint32_t slot, int weight,
@@ -246,7 +259,7 @@ bool HandlerIsOurs(const struct sigaction& sa) {
 // timer in the first place, so SA_RESTART rarely matters here.)
 bool EnsureHandler(int signo, std::string* message) {
   return InstallHandlerIfFree(
-      signo, CpuSignalHandler, SignalName(signo),
+      signo, CpuSignalHandler, CpuSignalName(signo),
       "set PPROF_AGENT_CPU_SIGNAL to a free signal, e.g. SIGRTMIN+4", message);
 }
 
@@ -521,7 +534,7 @@ std::unique_ptr<CpuProfileSession> CpuProfileSession::Start(
     return nullptr;
   }
   int ignored;
-  if (!ParseSignal(std::to_string(options.signal), &ignored)) {
+  if (!ParseCpuSignal(std::to_string(options.signal), &ignored)) {
     *error = CpuStartError::kBadOptions;
     *message = "signal " + std::to_string(options.signal) +
                " cannot be used for CPU profiling";
@@ -622,7 +635,7 @@ std::unique_ptr<CpuProfileSession> CpuProfileSession::Start(
     StopSampling();
     ClearSlots();
     *error = CpuStartError::kSignalBlocked;
-    *message = SignalName(options.signal) +
+    *message = CpuSignalName(options.signal) +
                " is blocked in every application thread (" +
                std::to_string(blocked) +
                "), so no thread could be sampled; set PPROF_AGENT_CPU_SIGNAL to "
@@ -674,7 +687,7 @@ bool CpuProfileSession::Poll() {
     if (aggregate_->notes.empty()) {
       aggregate_->notes.push_back(
           "profile cut short: the application replaced the " +
-          SignalName(aggregate_->signal) + " handler");
+          CpuSignalName(aggregate_->signal) + " handler");
     }
     return false;
   }
@@ -717,7 +730,7 @@ CpuRaw CpuProfileSession::Stop() {
   const uint64_t period = 1000000000ULL / static_cast<uint64_t>(agg.hz);
   raw.comments.push_back("cpu profile: hz=" + std::to_string(agg.hz) +
                          " period=" + std::to_string(period) + "ns signal=" +
-                         SignalName(agg.signal) +
+                         CpuSignalName(agg.signal) +
                          "; per-thread CPU-time timers; each sample weighs "
                          "1 + timer overruns");
   raw.comments.push_back(
@@ -762,7 +775,7 @@ void CpuOnThreadStart() {
     // mark themselves; application threads that block it are not sampled.
     return;
   }
-  const pid_t tid = CurrentTid();
+  const pid_t tid = GetTid();
   bool full = false;
   const uint32_t index = ClaimSlot(tid, &full);
   if (index == kNoSlot) {
@@ -785,7 +798,7 @@ void CpuOnThreadStart() {
 void CpuOnThreadExit() {
   CpuState& s = g_cpu;
   if (PA_LIKELY(!s.busy.load(std::memory_order_relaxed))) return;
-  const uint32_t index = FindSlot(CurrentTid());
+  const uint32_t index = FindSlot(GetTid());
   if (index == kNoSlot) return;
   // Loses harmlessly to StopSampling() if that got there first.
   DisarmSlot(s.slots[index]);
@@ -829,6 +842,192 @@ Snapshot CpuProfileSnapshot(const CpuRaw& raw) {
     snap.samples.push_back(std::move(sample));
   }
   return snap;
+}
+
+// --- the dynamic loader's lock ----------------------------------------------------
+
+namespace {
+
+// The lock word (pthread_mutex_t.__data.__lock) of glibc's dl_load_write_lock.
+std::atomic<const pthread_mutex_t*> g_loader_lock{nullptr};
+std::atomic<bool> g_loader_lock_searched{false};
+
+struct LoaderLockSearch {
+  const char* base = nullptr;
+  size_t size = 0;
+  pid_t tid = 0;
+  const pthread_mutex_t* found = nullptr;
+  int matches = 0;
+  bool scanned = false;
+};
+
+// Runs with dl_load_write_lock held by this thread: the one locked recursive
+// mutex of _rtld_global that this thread owns is that lock.
+int ScanRtldGlobal(dl_phdr_info*, size_t, void* data) {
+  auto* search = static_cast<LoaderLockSearch*>(data);
+  if (search->scanned) return 1;
+  search->scanned = true;
+  for (size_t off = 0; off + sizeof(pthread_mutex_t) <= search->size;
+       off += alignof(pthread_mutex_t)) {
+    const auto* m = reinterpret_cast<const pthread_mutex_t*>(search->base + off);
+    if (m->__data.__lock != 0 && m->__data.__owner == search->tid &&
+        m->__data.__count >= 1 &&
+        (m->__data.__kind & 3) == PTHREAD_MUTEX_RECURSIVE_NP) {
+      ++search->matches;
+      search->found = m;
+    }
+  }
+  return 1;
+}
+
+}  // namespace
+
+bool FindLoaderLock() {
+  if (g_loader_lock.load(std::memory_order_acquire) != nullptr) return true;
+  if (g_loader_lock_searched.exchange(true)) return false;
+  void* rtld = dlsym(RTLD_DEFAULT, "_rtld_global");
+  Dl_info info;
+  void* entry = nullptr;  // const ElfW(Sym)*
+  if (rtld == nullptr || dladdr1(rtld, &info, &entry, RTLD_DL_SYMENT) == 0 ||
+      entry == nullptr) {
+    return false;
+  }
+  const auto* symbol = static_cast<const ElfW(Sym)*>(entry);
+  if (symbol->st_size == 0) return false;
+  LoaderLockSearch search;
+  search.base = static_cast<const char*>(rtld);
+  search.size = symbol->st_size;
+  search.tid = GetTid();
+  dl_iterate_phdr(ScanRtldGlobal, &search);
+  // Exactly one candidate, and it is released now that the iteration is over.
+  if (search.matches != 1 || search.found->__data.__owner == search.tid) return false;
+  g_loader_lock.store(search.found, std::memory_order_release);
+  return true;
+}
+
+bool LoaderLockBusy() {
+  const pthread_mutex_t* m = g_loader_lock.load(std::memory_order_acquire);
+  if (m == nullptr || __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0) {
+    return false;
+  }
+  // Held. By another thread (its owner written): unwinding waits until that
+  // thread lets go, as any dl_iterate_phdr() caller does. Many threads unwind
+  // at once in a thread dump or a CPU profile, each taking the lock in
+  // dl_iterate_phdr, so this is the common case and must keep the stack.
+  // By this thread, or by someone between the lock word and the owner field
+  // (taking or releasing it, perhaps this thread): not safe.
+  // The owner-less window is a few instructions; when another thread is in
+  // it (or was preempted there, with hundreds of threads unwinding on two
+  // cores) it ends if we wait a little. If this thread is in it, it cannot
+  // end: after a bounded wait, the leaf only.
+  for (int round = 0; round < 64; ++round) {
+    if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0) return false;
+    const int owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+    if (owner != 0) return owner == static_cast<int>(syscall(SYS_gettid));
+    if (round < 32) {
+      __builtin_ia32_pause();
+    } else {
+      sched_yield();  // async-signal-safe; lets a preempted holder run
+    }
+  }
+  return true;
+}
+
+// --- signal names -----------------------------------------------------------------
+
+namespace {
+
+struct NamedSignal {
+  const char* name;
+  int signo;
+};
+
+constexpr NamedSignal kNamedSignals[] = {
+    {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}, {"ALRM", SIGALRM},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
+  }
+  return true;
+}
+
+bool ParseSmallInt(std::string_view text, int* out) {
+  if (text.empty() || text.size() > 3) return false;
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  *out = value;
+  return true;
+}
+
+bool UsableSignal(int signo) {
+  for (const NamedSignal& s : kNamedSignals) {
+    if (s.signo == signo) return true;
+  }
+  // SIGRTMIN and SIGRTMAX are glibc's run-time values: the two or three
+  // lowest real-time signals belong to glibc itself.
+  return signo >= SIGRTMIN && signo <= SIGRTMAX;
+}
+
+}  // namespace
+
+bool ParseCpuSignal(std::string_view text, int* signo) {
+  if (text.size() > 3 && EqualsIgnoreCase(text.substr(0, 3), "SIG")) {
+    text.remove_prefix(3);
+  }
+  int value = 0;
+  if (ParseSmallInt(text, &value)) {
+    if (!UsableSignal(value)) return false;
+    *signo = value;
+    return true;
+  }
+  for (const NamedSignal& s : kNamedSignals) {
+    if (EqualsIgnoreCase(text, s.name)) {
+      *signo = s.signo;
+      return true;
+    }
+  }
+  if (text.size() >= 5) {
+    const std::string_view base = text.substr(0, 5);
+    int offset = 0;
+    std::string_view rest = text.substr(5);
+    int sign = 0;
+    if (!rest.empty() && (rest.front() == '+' || rest.front() == '-')) {
+      sign = rest.front() == '+' ? 1 : -1;
+      rest.remove_prefix(1);
+      if (!ParseSmallInt(rest, &offset)) return false;
+    } else if (!rest.empty()) {
+      return false;
+    }
+    if (EqualsIgnoreCase(base, "RTMIN") && sign >= 0) {
+      value = SIGRTMIN + offset;
+    } else if (EqualsIgnoreCase(base, "RTMAX") && sign <= 0) {
+      value = SIGRTMAX - offset;
+    } else {
+      return false;
+    }
+    if (!UsableSignal(value)) return false;
+    *signo = value;
+    return true;
+  }
+  return false;
+}
+
+std::string CpuSignalName(int signo) {
+  for (const NamedSignal& s : kNamedSignals) {
+    if (s.signo == signo) return std::string("SIG") + s.name;
+  }
+  if (signo >= SIGRTMIN && signo <= SIGRTMAX) {
+    return signo == SIGRTMIN ? "SIGRTMIN"
+                             : "SIGRTMIN+" + std::to_string(signo - SIGRTMIN);
+  }
+  return "signal " + std::to_string(signo);
 }
 
 }  // namespace pprof_agent::internal

@@ -17,7 +17,6 @@
 
 #include <atomic>
 
-#include "profiler/base/runtime.h"
 #include "profiler/base/thread_state.h"
 
 namespace pprof_agent::internal {
@@ -78,7 +77,7 @@ void ReadOwnName(char (&out)[16]) {
 }
 
 ThreadHandle Register() {
-  const int32_t tid = CurrentTid();
+  const int32_t tid = static_cast<int32_t>(syscall(SYS_gettid));
   for (uint32_t attempt = 0; attempt < kMaxThreads; ++attempt) {
     uint32_t handle = g_next_handle.fetch_add(1, std::memory_order_relaxed);
     if (handle == 0) continue;  // wrapped: 0 means "no thread"

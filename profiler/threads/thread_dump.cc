@@ -27,10 +27,8 @@
 #include "profiler/threads/thread_dump.h"
 
 #include "profiler/cpu/cpu_profiler.h"
-#include "profiler/base/loader_lock.h"
 #include "profiler/base/proc_tasks.h"
 #include "profiler/base/signal_install.h"
-#include "profiler/base/stack_capture.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -115,17 +113,29 @@ struct DumpState {
 
 constinit DumpState g_dump;
 
+int32_t GetTid() { return static_cast<int32_t>(syscall(SYS_gettid)); }
+
 // --- signal handler -----------------------------------------------------------
 
 // The interrupted stack, leaf (its exact pc) first.
 PA_ALWAYS_INLINE int UnwindInterrupted(void* ucontext, uint64_t* out) {
+  auto* uc = static_cast<ucontext_t*>(ucontext);
+  out[0] = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  int depth = 1;
   // Unwinding while the loader's lock is held could wait for this very
-  // thread forever (base/loader_lock.h): the leaf only.
-  if (LoaderLockBusy()) {
-    out[0] = InterruptedPc(ucontext);
-    return 1;
+  // thread forever (LoaderLockBusy() in cpu_profiler.h): the leaf only.
+  if (LoaderLockBusy()) return depth;
+  unw_cursor_t cursor;
+  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext),
+                      UNW_INIT_SIGNAL_FRAME) < 0) {
+    return depth;
   }
-  return UnwindSignalContext(ucontext, out, kThreadDumpMaxDepth);
+  while (depth < kThreadDumpMaxDepth && unw_step(&cursor) > 0) {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
+    out[depth++] = ip;
+  }
+  return depth;
 }
 
 void DumpSignalHandler(int, siginfo_t* info, void* ucontext) {
@@ -145,7 +155,7 @@ void DumpSignalHandler(int, siginfo_t* info, void* ucontext) {
                                              StateWord(generation, kWriting),
                                              std::memory_order_acq_rel)) {
         ++tls_state.in_agent;
-        slot.tid = CurrentTid();
+        slot.tid = GetTid();
         slot.depth = UnwindInterrupted(ucontext, slot.pcs);
         // Read locks are known only to the thread itself (glibc records
         // write owners, not readers).
@@ -166,6 +176,16 @@ void DumpSignalHandler(int, siginfo_t* info, void* ucontext) {
 }
 
 // --- signal set-up (cold) -----------------------------------------------------
+
+std::string SignalName(int signo) {
+  if (signo >= SIGRTMIN && signo <= SIGRTMAX) {
+    return signo == SIGRTMIN ? "SIGRTMIN"
+                             : "SIGRTMIN+" + std::to_string(signo - SIGRTMIN);
+  }
+  const char* abbrev = sigabbrev_np(signo);
+  return abbrev != nullptr ? std::string("SIG") + abbrev
+                           : "signal " + std::to_string(signo);
+}
 
 // Installs the handler unless the application has its own for the signal
 // (the CPU profiler's policy, profiler/base/signal_install.h). Once installed it
@@ -563,7 +583,7 @@ bool CollectThreadDump(const ThreadDumpOptions& options, ThreadDump* dump,
   dump->pid = static_cast<int32_t>(getpid());
   dump->signal = options.signal > 0 ? options.signal : ThreadDumpSignal();
   g_dump.pid.store(dump->pid, std::memory_order_relaxed);
-  const int32_t self = CurrentTid();
+  const int32_t self = GetTid();
 
   // Who exists, and in what state. Reading the state before the signal
   // shows what the thread was doing, not that it was running the handler.

@@ -53,7 +53,7 @@ inline constexpr int64_t kDefaultThreadDumpBusyWaitMs = 2000;
 // SIGRTMIN+6: glibc's run-time value, so a function.
 int DefaultThreadDumpSignal();
 // The signal of later dumps (PPROF_AGENT_DUMP_SIGNAL; the start-up code sets
-// it). Accepted values as ParseSignal(); the caller validates.
+// it). Accepted values as ParseCpuSignal(); the caller validates.
 void SetThreadDumpSignal(int signo);
 int ThreadDumpSignal();
 

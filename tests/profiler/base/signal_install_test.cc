@@ -103,45 +103,5 @@ TEST(SignalInstall, AnApplicationHandlerInstalledConcurrentlyIsNeverLost) {
   RecordProperty("refused", app_kept);
 }
 
-TEST(SignalNames, ParsesNamesNumbersAndRealTimeOffsets) {
-  int s = 0;
-  EXPECT_TRUE(ParseSignal("SIGPROF", &s));
-  EXPECT_EQ(s, SIGPROF);
-  EXPECT_TRUE(ParseSignal("prof", &s));
-  EXPECT_EQ(s, SIGPROF);
-  EXPECT_TRUE(ParseSignal(std::to_string(SIGUSR2), &s));
-  EXPECT_EQ(s, SIGUSR2);
-  EXPECT_TRUE(ParseSignal("SIGVTALRM", &s));
-  EXPECT_EQ(s, SIGVTALRM);
-  EXPECT_TRUE(ParseSignal("SIGRTMIN+3", &s));
-  EXPECT_EQ(s, SIGRTMIN + 3);
-  EXPECT_TRUE(ParseSignal("rtmax-1", &s));
-  EXPECT_EQ(s, SIGRTMAX - 1);
-  EXPECT_TRUE(ParseSignal("SIGRTMIN", &s));
-  EXPECT_EQ(s, SIGRTMIN);
-}
-
-TEST(SignalNames, RejectsSignalsThatMustNotBeUsed) {
-  int s = -1;
-  for (const char* bad :
-       {"", "SIG", "SIGKILL", "9", "SIGSEGV", "11", "SIGCHLD", "SIGINT", "0",
-        "-27", "27x", "SIGRTMIN-1", "SIGRTMAX+1", "SIGRTMIN+100", "1000",
-        "SIGPROF ", "32"}) {
-    EXPECT_FALSE(ParseSignal(bad, &s)) << bad;
-  }
-  EXPECT_EQ(s, -1);
-}
-
-TEST(SignalNames, NamesRoundTrip) {
-  for (int signo : {SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1, SIGUSR2, SIGRTMIN,
-                    SIGRTMIN + 4, SIGRTMAX}) {
-    int parsed = 0;
-    ASSERT_TRUE(ParseSignal(SignalName(signo), &parsed)) << signo;
-    EXPECT_EQ(parsed, signo);
-  }
-  EXPECT_EQ(SignalName(SIGPROF), "SIGPROF");
-  EXPECT_EQ(SignalName(SIGRTMIN + 2), "SIGRTMIN+2");
-}
-
 }  // namespace
 }  // namespace pprof_agent::internal

@@ -44,6 +44,42 @@ CpuSampleRecord MakeRecord(int32_t tid, int depth, uint64_t base) {
   return r;
 }
 
+TEST(LoaderLock, BusyOnlyForItsOwnHolder) {
+  ASSERT_TRUE(FindLoaderLock()) << "glibc's loader lock not found in _rtld_global";
+  EXPECT_FALSE(LoaderLockBusy());
+  // Inside a dl_iterate_phdr() callback this thread holds the lock: an
+  // unwind here (in a signal handler) would wait for itself.
+  bool busy_inside = false;
+  dl_iterate_phdr(
+      [](dl_phdr_info*, size_t, void* data) {
+        *static_cast<bool*>(data) = LoaderLockBusy();
+        return 1;
+      },
+      &busy_inside);
+  EXPECT_TRUE(busy_inside);
+  // Another thread holding it (as every thread does that unwinds in a
+  // thread dump): this thread may unwind, it only waits. Treating that as
+  // busy cut stacks to their leaf whenever two threads unwound at once.
+  struct Shared {
+    std::atomic<int> stage{0};
+  } shared;
+  std::thread holder([&shared] {
+    dl_iterate_phdr(
+        [](dl_phdr_info*, size_t, void* data) {
+          auto* sh = static_cast<Shared*>(data);
+          sh->stage.store(1);
+          while (sh->stage.load() != 2) std::this_thread::yield();
+          return 1;
+        },
+        &shared);
+  });
+  while (shared.stage.load() != 1) std::this_thread::yield();
+  EXPECT_FALSE(LoaderLockBusy());
+  shared.stage.store(2);
+  holder.join();
+  EXPECT_FALSE(LoaderLockBusy());
+}
+
 TEST(CpuSampleRing, PopsInOrderWhatWasPushed) {
   CpuSampleRing ring;
   ASSERT_TRUE(ring.Allocate(8));
@@ -125,7 +161,47 @@ TEST(CpuSampleRing, ManyProducersOneConsumerLoseNothing) {
   EXPECT_FALSE(ring.TryPop(&out));
 }
 
-// --- clocks ------------------------------------------------------------
+// --- names, clocks ------------------------------------------------------------
+
+TEST(CpuSignal, ParsesNamesNumbersAndRealTimeOffsets) {
+  int s = 0;
+  EXPECT_TRUE(ParseCpuSignal("SIGPROF", &s));
+  EXPECT_EQ(s, SIGPROF);
+  EXPECT_TRUE(ParseCpuSignal("prof", &s));
+  EXPECT_EQ(s, SIGPROF);
+  EXPECT_TRUE(ParseCpuSignal(std::to_string(SIGUSR2), &s));
+  EXPECT_EQ(s, SIGUSR2);
+  EXPECT_TRUE(ParseCpuSignal("SIGVTALRM", &s));
+  EXPECT_EQ(s, SIGVTALRM);
+  EXPECT_TRUE(ParseCpuSignal("SIGRTMIN+3", &s));
+  EXPECT_EQ(s, SIGRTMIN + 3);
+  EXPECT_TRUE(ParseCpuSignal("rtmax-1", &s));
+  EXPECT_EQ(s, SIGRTMAX - 1);
+  EXPECT_TRUE(ParseCpuSignal("SIGRTMIN", &s));
+  EXPECT_EQ(s, SIGRTMIN);
+}
+
+TEST(CpuSignal, RejectsSignalsThatMustNotBeUsed) {
+  int s = -1;
+  for (const char* bad :
+       {"", "SIG", "SIGKILL", "9", "SIGSEGV", "11", "SIGCHLD", "SIGINT", "0",
+        "-27", "27x", "SIGRTMIN-1", "SIGRTMAX+1", "SIGRTMIN+100", "1000",
+        "SIGPROF ", "32"}) {
+    EXPECT_FALSE(ParseCpuSignal(bad, &s)) << bad;
+  }
+  EXPECT_EQ(s, -1);
+}
+
+TEST(CpuSignal, NamesRoundTrip) {
+  for (int signo : {SIGPROF, SIGVTALRM, SIGALRM, SIGUSR1, SIGUSR2, SIGRTMIN,
+                    SIGRTMIN + 4, SIGRTMAX}) {
+    int parsed = 0;
+    ASSERT_TRUE(ParseCpuSignal(CpuSignalName(signo), &parsed)) << signo;
+    EXPECT_EQ(parsed, signo);
+  }
+  EXPECT_EQ(CpuSignalName(SIGPROF), "SIGPROF");
+  EXPECT_EQ(CpuSignalName(SIGRTMIN + 2), "SIGRTMIN+2");
+}
 
 TEST(CpuClock, ThreadClockIdMatchesTheKernelsEncoding) {
   clockid_t mine;
