@@ -337,6 +337,9 @@ TEST_F(CpuProfile, TwentyBackToBackProfilesLeakNoTimersSignalsOrThreads) {
   auto program = Start({"busy", "2"});
   ASSERT_TRUE(program.has_value());
   const pid_t pid = program->process->pid();
+  // The agent's workers start with its first request: make them exist
+  // before counting, so that the count compares like with like.
+  ASSERT_EQ(HttpGet(program->port, "/debug/pprof/").status, 200);
   const size_t threads_before = Tasks(pid).size();
   const int64_t sigq_before = SigQ(pid);
   ASSERT_EQ(PosixTimers(pid), 0);

@@ -520,6 +520,9 @@ TEST_P(SignalsFlavours, StartStopCyclesWhileFourThreadsAreBusy) {
   auto host = StartHost({"busy", "4"});
   ASSERT_NE(host, nullptr);
   const pid_t pid = host->pid();
+  // The agent's workers start with its first request: make them exist
+  // before counting, so that the count compares like with like.
+  ASSERT_EQ(HttpGet(host->port(), "/debug/pprof/").status, 200);
   const size_t threads_before = Tasks(pid).size();
   const long sigq_before = SigQ(pid);
   const std::vector<long> work_before = Numbers(host->Status().at("work"));
