@@ -57,7 +57,7 @@ class Races : public ::testing::Test {
 TEST_F(Races, SeedProgramIsReportedWithBothSides) {
   for (Flavour f : {Flavour::kLinked, Flavour::kPreloaded}) {
     SCOPED_TRACE(FlavourName(f));
-    Start({"seed", "2000000"}, f);
+    Start({"seed", "200000"}, f);
     const std::string text = Text();
     EXPECT_THAT(text, HasSubstr("WARNING: concurrent map"));
     EXPECT_THAT(text, HasSubstr("on std::unordered_map<int, long, std::hash<int>"));
@@ -86,7 +86,7 @@ TEST_F(Races, SeedProgramIsReportedWithBothSides) {
 
 TEST_F(Races, ProtobufHasTwoSamplesPerReport) {
   PA_IT_SKIP_WITHOUT_GO();
-  Start({"seed", "2000000"});
+  Start({"seed", "200000"});
   const std::string file = tmp_.File("races.pb.gz");
   HttpResult r = HttpGet(program_.port, "/debug/pprof/races");
   ASSERT_EQ(r.status, 200) << r.error;
