@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "profiler/base/spinlock.h"
+#include "profiler/base/thread_state.h"
 #include "profiler/races/race_text.h"
 #include "profiler/symbols/symbolizer.h"
 #include "pprof_agent/checked.h"
@@ -109,6 +110,12 @@ void RecordRace(const void* checker, const char* name, int name_is_type, int kin
                 const void* other_pc, const void* other_caller) {
   RacePolicy policy = CurrentRacePolicy();
   if (policy == RacePolicy::kOff) return;
+  // The report path unwinds, symbolizes and takes locks: the hooks must pass
+  // through on this thread meanwhile. Without it a contended lock inside
+  // libunwind (taken through the lock hooks) recorded a block event, which
+  // unwound again and waited for libunwind's lock: racing threads in abort
+  // mode deadlocked (seen under ASan, 2 runs in 12).
+  ReentrancyGuard guard;
   Store& s = TheStore();
   const uint64_t cur = reinterpret_cast<uint64_t>(current_pc);
   const uint64_t oth = reinterpret_cast<uint64_t>(other_pc);
